@@ -16,7 +16,6 @@ timestamps written without one), `host` (host name when the file lacks it).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -67,9 +66,3 @@ def first_lines(path: str | Path, count: int = 5) -> list[str]:
     """The first `count` non-empty lines of a text file, for sniffing."""
     lines = [ln.rstrip("\r") for ln in head_text(path).split("\n")]
     return [ln for ln in lines if ln.strip()][:count]
-
-
-def batches_of(tables: dict[str, pa.Table]) -> Iterator[tuple[str, pa.Table]]:
-    """Adapt a `read` result to the `read_batches` shape."""
-    for name, table in tables.items():
-        yield name, table

@@ -1,0 +1,5 @@
+"""`python -m capacity` runs the command line."""
+
+from capacity.cli import main
+
+main()
