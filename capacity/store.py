@@ -182,15 +182,18 @@ class Store:
         return cls(root)
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold the store's writer lock; recover from any interrupted write first."""
+    def locked(self) -> Iterator[list[Path]]:
+        """Hold the store's writer lock; recover from any interrupted write first.
+
+        Yields the files recovery removed. The lock is an `flock`, released by the
+        kernel if the process dies, so a killed writer never blocks the next one.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".lock", "a+") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
             try:
-                if (self.root / CATALOG).exists():
-                    self.recover()
-                yield
+                removed = self.recover() if (self.root / CATALOG).exists() else []
+                yield removed
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
@@ -368,9 +371,10 @@ class Store:
             for w in writers.values():
                 w.discard()
             raise
-        parts = {}
+        parts, hashes = {}, {}
         for kind, w in writers.items():
             final = w.directory / f"{stem}.parquet"
+            hashes[kind] = sha256_of(w.tmp)
             os.replace(w.tmp, final)
             _fsync_dir(w.directory)
             parts[kind] = str(final.relative_to(self.root))
@@ -380,6 +384,7 @@ class Store:
         entry.update(
             rows={k: w.rows for k, w in writers.items()},
             parts=parts,
+            part_sha256=hashes,
             start=_iso(min(span)) if span else None,
             end=_iso(max(span)) if span else None,
         )
@@ -454,6 +459,44 @@ class Store:
             }
             rows = self.write_batches(run, batches, provenance, tags=tags, host=host, progress=progress)
         return FileResult(shown, module.name, rows, time.perf_counter() - started, digest, note=note, warnings=warnings)
+
+    def verify(self, run: str | None = None) -> list[str]:
+        """Recompute every stored file's row count and sha256 against the catalog; return the differences.
+
+        Also reports data files in the layout that the catalog does not record
+        (left by an interrupted write; `recover` removes them). Empty means all is well.
+        """
+        catalog = self.catalog()["runs"]
+        if run is not None and run not in catalog:
+            raise StoreError(f"no run {run!r} in {self.root}")
+        problems = []
+        for run_id, record in sorted(catalog.items()):
+            if run is not None and run_id != run:
+                continue
+            for entry in record["files"]:
+                for kind, rel in entry["parts"].items():
+                    path = self.root / rel
+                    where = f"run {run_id}: {entry['path']} -> {rel}"
+                    if not path.is_file():
+                        problems.append(f"{where}: data file missing")
+                        continue
+                    try:
+                        rows = pq.ParquetFile(path).metadata.num_rows
+                    except (pa.ArrowException, OSError) as exc:
+                        problems.append(f"{where}: unreadable Parquet ({exc})")
+                        continue
+                    if rows != entry["rows"].get(kind):
+                        problems.append(f"{where}: {rows} rows, catalog says {entry['rows'].get(kind)}")
+                    expected = entry.get("part_sha256", {}).get(kind)
+                    if expected and sha256_of(path) != expected:
+                        problems.append(f"{where}: sha256 differs from the catalog (file changed after ingest)")
+        recorded = self.recorded_parts()
+        for kind in TABLES:
+            for path in sorted((self.root / kind).glob("run_id=*/*")):
+                in_scope = run is None or path.parent.name == f"run_id={run}"
+                if in_scope and path.is_file() and path not in recorded:
+                    problems.append(f"{path.relative_to(self.root)}: not recorded in the catalog (interrupted write)")
+        return problems
 
     def _update_run(self, run: str, change: Callable[[dict[str, Any]], None]) -> None:
         with self.locked():

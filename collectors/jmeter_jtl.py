@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -49,21 +51,64 @@ RENAMES = {
     "Connect": "connect_ms",
     "Hostname": "generator",
 }
-KNOWN = set(RENAMES) | {"Encoding", "Filename", "SampleCount", "ErrorCount"}
+# Standard columns the canonical table has no place for: read, then dropped
+# (they must not turn into `var_*` columns, which are sample variables).
+DROPPED = {"Encoding", "Filename", "SampleCount", "ErrorCount"}
 INT_COLUMNS = {"elapsed", "bytes", "sentBytes", "grpThreads", "allThreads", "Latency", "IdleTime", "Connect", "SampleCount", "ErrorCount"}
 DELIMITERS = (",", ";", "\t", "|")
 TX_PREFIX = "Number of samples in transaction"
 BLOCK_SIZE = 8 << 20
+# Rows of the previous batch kept to find a sub-result's parent across a batch boundary:
+# JMeter writes a parent and its sub-results together, so a short tail is enough.
+CARRY_ROWS = 2000
 
-# SimpleDateFormat patterns JMeter falls back to when loading, as strptime formats.
+# Sub-results written since JMeter 5.0 are labelled `<parent label>-<index>`.
+SUBRESULT_LABEL = r"^(?P<parent>.+)-\d+$"
+# Remote engines prefix thread names with `<host[:port]>-` (THREAD_GROUP_DISTRIBUTED_PREFIX_PROPERTY_NAME);
+# only host-looking prefixes are taken, so a Thread Group named `Users-A` is not mistaken for an engine.
+ENGINE_PREFIX = (
+    r"^(?P<engine>(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]|localhost|[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)+)(?::\d+)?"
+    r"|[A-Za-z0-9_.\-]+:\d+)-.+ \d+-\d+$"
+)
+
+# SimpleDateFormat patterns JMeter falls back to when loading, plus ISO: (regex of a value, strptime format).
 DATE_FORMATS = {
     "yyyy/MM/dd HH:mm:ss.SSS": (r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{3}", "%Y/%m/%d %H:%M:%S"),
     "yyyy/MM/dd HH:mm:ss": (r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d", "%Y/%m/%d %H:%M:%S"),
     "yyyy-MM-dd HH:mm:ss.SSS": (r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", "%Y-%m-%d %H:%M:%S"),
     "yyyy-MM-dd HH:mm:ss": (r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "%Y-%m-%d %H:%M:%S"),
     "yyyy-MM-dd'T'HH:mm:ss.SSS": (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}", "%Y-%m-%dT%H:%M:%S"),
+    "yyyy-MM-dd'T'HH:mm:ss": (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", "%Y-%m-%dT%H:%M:%S"),
     "MM/dd/yy HH:mm:ss": (r"\d\d/\d\d/\d\d \d\d:\d\d:\d\d", "%m/%d/%y %H:%M:%S"),
+    "dd/MM/yyyy HH:mm:ss": (r"\d\d/\d\d/\d{4} \d\d:\d\d:\d\d", "%d/%m/%Y %H:%M:%S"),
 }
+_SDF_TOKENS = {"yyyy": "%Y", "yy": "%y", "MM": "%m", "dd": "%d", "HH": "%H", "mm": "%M", "ss": "%S"}
+
+Warn = Callable[[str], None] | None
+
+
+def _sdf_to_strptime(pattern: str) -> tuple[str, bool]:
+    """A SimpleDateFormat pattern as (strptime format without millis, has trailing `.SSS`)."""
+    has_ms = pattern.endswith(".SSS")
+    body = pattern[:-4] if has_ms else pattern
+    out, i = [], 0
+    while i < len(body):
+        if body[i] == "'":
+            end = body.index("'", i + 1)
+            out.append(body[i + 1 : end])
+            i = end + 1
+            continue
+        for token, code in _SDF_TOKENS.items():
+            if body.startswith(token, i):
+                out.append(code)
+                i += len(token)
+                break
+        else:
+            if body[i].isalpha():
+                raise ValueError(f"unsupported SimpleDateFormat letter {body[i]!r} in {pattern!r}")
+            out.append(body[i])
+            i += 1
+    return "".join(out), has_ms
 
 
 def _split_header(line: str) -> tuple[str, list[str]] | None:
@@ -84,10 +129,11 @@ def _timestamp_format(value: str) -> str | None:
     return None
 
 
-def _split_data(line: str) -> tuple[str, list[str]] | None:
+def _split_data(line: str, any_timestamp: bool = False) -> tuple[str, list[str]] | None:
+    """(delimiter, fields) of a headerless data row; `any_timestamp` when the user named the format."""
     for delim in DELIMITERS:
         fields = line.split(delim)
-        if len(fields) >= 8 and _timestamp_format(fields[0]) and fields[1].isdigit():
+        if len(fields) >= 8 and (any_timestamp or _timestamp_format(fields[0])) and fields[1].isdigit():
             return delim, fields
     return None
 
@@ -100,21 +146,37 @@ def detect(path: Path) -> bool:
     return _split_header(lines[0]) is not None or _split_data(lines[0]) is not None
 
 
-def _columns_for(path: Path, field_count: int, columns: list[str] | None, version: str | None) -> list[str]:
+def _version_columns(path: Path, version: str) -> list[str]:
+    """The default column list of a JMeter version (`2.13`, `3.2`, `5.6.3`, ...)."""
+    found = re.match(r"(\d+)\.(\d+)", str(version))
+    if not found:
+        raise CollectorError(path, f"unknown JMeter version {version!r}; expected e.g. 2.13, 3.0, 4.0, 5.6")
+    major, minor = int(found.group(1)), int(found.group(2))
+    if major < 3:
+        return COLUMNS_BY_VERSION["2.13"]
+    if major == 3 and minor == 0:
+        return COLUMNS_BY_VERSION["3.0"]
+    if major < 5:
+        return COLUMNS_BY_VERSION["3.1"]
+    return COLUMNS_BY_VERSION["5.0"]
+
+
+def _columns_for(path: Path, field_count: int, columns: list[str] | str | None, version: str | None) -> list[str]:
+    if isinstance(columns, str):
+        columns = [c.strip() for c in columns.split(",") if c.strip()]
     if columns:
-        chosen = columns
+        chosen = list(columns)
     elif version:
-        if version not in COLUMNS_BY_VERSION:
-            raise CollectorError(path, f"unknown JMeter version {version!r}; known: {', '.join(COLUMNS_BY_VERSION)}")
-        chosen = COLUMNS_BY_VERSION[version]
+        chosen = _version_columns(path, version)
     else:
-        matches = [cols for cols in COLUMNS_BY_VERSION.values() if len(cols) == field_count]
-        chosen = matches[-1] if matches else COLUMNS_BY_VERSION["5.0"]
+        # Only the two defaults that matter are guessed: 2.13 (headerless by default) by its
+        # field count, else 5.x; other layouts (e.g. 3.0 vs 2.13 with IdleTime,Connect: both 14) are ambiguous.
+        chosen = COLUMNS_BY_VERSION["2.13"] if field_count == len(COLUMNS_BY_VERSION["2.13"]) else COLUMNS_BY_VERSION["5.0"]
     if len(chosen) != field_count:
         raise CollectorError(
             path,
             f"headerless file has {field_count} fields per row but the column list has {len(chosen)}; "
-            "give the JMeter version or the column list (--columns)",
+            "give the JMeter version (jmeter_version) or the column list (columns / --columns)",
             line=1,
         )
     return chosen
@@ -129,72 +191,136 @@ def _zone(path: Path, tz: str) -> str:
 
 
 class _Rows:
-    """Tracks malformed rows pyarrow reports, so only a truncated last line is forgiven."""
+    """Collects the rows pyarrow cannot split into the expected fields."""
 
     def __init__(self) -> None:
-        self.invalid: list[tuple[int | None, str]] = []
+        self.invalid: list[str] = []
 
     def handler(self, row: pacsv.InvalidRow) -> str:
-        self.invalid.append((row.number, row.text))
+        self.invalid.append(row.text)
         return "skip"
 
 
-def _timestamps(path: Path, column: pa.ChunkedArray | pa.Array, ts_format: str, tz: str) -> pa.Array:
-    if ts_format == "ms":
+class _Reading:
+    """State of one file being read: where it is, how to parse timestamps, what to carry between batches."""
+
+    def __init__(self, path: Path, delimiter: str, skip: int, ts_format: str, tz: str, fallback_generator: str) -> None:
+        self.path = path
+        self.delimiter = delimiter
+        self.skip = skip
+        self.ts_format = ts_format
+        self.tz = tz
+        self.fallback_generator = fallback_generator
+        self.rows_before = 0
+        self.carry: pd.DataFrame | None = None
+
+
+def _timestamps(state: _Reading, column: pa.Array) -> pa.Array:
+    if state.ts_format == "ms":
         return pc.cast(pc.cast(column, pa.int64()), pa.timestamp("ms", tz="UTC"))
-    _, fmt = DATE_FORMATS[ts_format]
-    text = pc.cast(column, pa.string())
-    has_ms = ts_format.endswith(".SSS")
-    base = pc.utf8_slice_codeunits(text, 0, len(ts_format.replace("'", "")) - 4) if has_ms else text
-    try:
-        naive = pc.strptime(base, format=fmt, unit="ms", error_is_null=False)
-    except pa.ArrowInvalid as exc:
-        raise CollectorError(path, f"timeStamp does not match {ts_format!r}: {exc}") from exc
+    fmt, has_ms = _sdf_to_strptime(state.ts_format)
+    text = pc.utf8_trim_whitespace(pc.cast(column, pa.string()))
+    base = pc.utf8_slice_codeunits(text, 0, -4) if has_ms else text
+    naive = pc.strptime(base, format=fmt, unit="ms", error_is_null=True)
     if has_ms:
-        millis = pc.cast(pc.utf8_slice_codeunits(text, -3), pa.int64())
+        ms_ok = pc.match_substring_regex(text, r"[.,]\d{3}$")
+        millis = pc.cast(pc.if_else(ms_ok, pc.utf8_slice_codeunits(text, -3), pa.scalar(None, pa.string())), pa.int64())
         naive = pc.cast(pc.add(pc.cast(naive, pa.int64()), millis), pa.timestamp("ms"))
-    local = pc.assume_timezone(naive, timezone=tz, ambiguous="earliest", nonexistent="earliest")
+    bad = pc.and_(pc.is_null(naive), pc.is_valid(text))
+    if pc.any(bad).as_py():
+        index = pc.index(bad, True).as_py()
+        raise CollectorError(
+            state.path,
+            f"timeStamp {text[index].as_py()!r} does not match {state.ts_format!r}",
+            line=_line_of_row(state, state.rows_before + index),
+        )
+    local = pc.assume_timezone(naive, timezone=state.tz, ambiguous="earliest", nonexistent="earliest")
     return pc.cast(local, pa.timestamp("ms", tz="UTC"))
 
 
-def _to_requests(path: Path, batch: pa.RecordBatch, ts_format: str, tz: str, generator: str) -> pa.Table:
+def _per_distinct(column: pa.Array, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """`fn` applied to the distinct values only (labels and thread names repeat a lot), spread back to every row."""
+    encoded = pc.dictionary_encode(column)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    return pc.take(fn(encoded.dictionary), encoded.indices)
+
+
+def _row_kinds(state: _Reading, cols: dict[str, pa.Array], n: int) -> pa.Array:
+    """`transaction` for Transaction Controller rows, `subresult` for `<parent>-<i>` rows inside their parent, else `sample`."""
+    is_tx = pc.starts_with(cols["message"], TX_PREFIX) if "message" in cols else pa.array(np.zeros(n, dtype=bool))
+    kinds = pc.if_else(pc.fill_null(is_tx, False), "transaction", "sample")
+    label = cols["label"]
+    thread = pc.fill_null(cols["thread"], "") if "thread" in cols else pa.array([""] * n, pa.string())
+    start = pc.cast(cols["ts"], pa.int64())
+    end = pc.add(start, pc.cast(pc.fill_null(cols["elapsed_ms"], 0), pa.int64()))
+    frame = pa.table({"thread": thread, "label": label, "start": start, "end": end})
+    history = frame if state.carry is None else pa.concat_tables([state.carry, frame])
+    state.carry = frame.slice(max(0, n - CARRY_ROWS))
+
+    parent = _per_distinct(label, lambda values: pc.struct_field(pc.extract_regex(values, SUBRESULT_LABEL), "parent"))
+    if parent.null_count == n:
+        return kinds
+    candidate = pc.fill_null(pc.is_in(parent, value_set=pc.unique(history["label"])), False)
+    if not pc.any(candidate).as_py():
+        return kinds
+    # Only the few candidate rows and their possible parents go through pandas' as-of join.
+    children = frame.append_column("parent", parent).append_column("row", pa.array(np.arange(n))).filter(candidate).to_pandas()
+    parents = history.filter(pc.is_in(history["label"], value_set=pa.array(children["parent"].unique(), pa.string()))).to_pandas()
+    parents = parents.rename(columns={"label": "parent", "end": "parent_end"}).assign(parent_start=lambda f: f["start"])
+    # The parent is the latest row of the same thread, labelled with the prefix, that started no later than the child.
+    matched = pd.merge_asof(
+        children.sort_values("start"),
+        parents[["thread", "parent", "start", "parent_start", "parent_end"]].sort_values("start"),
+        on="start",
+        by=["thread", "parent"],
+        direction="backward",
+    )
+    inside = matched["parent_end"].notna() & (matched["end"] <= matched["parent_end"]) & (matched["start"] >= matched["parent_start"])
+    mask = np.zeros(n, dtype=bool)
+    mask[matched.loc[inside, "row"].to_numpy(dtype=np.int64)] = True
+    return pc.if_else(pa.array(mask), "subresult", kinds)
+
+
+def _generators(state: _Reading, cols: dict[str, pa.Array], n: int) -> pa.Array:
+    fallback = pa.scalar(state.fallback_generator, pa.string())
+    if "generator" in cols:
+        return pc.coalesce(cols["generator"], fallback)
+    if "thread" in cols:
+        engine = _per_distinct(cols["thread"], lambda values: pc.struct_field(pc.extract_regex(values, ENGINE_PREFIX), "engine"))
+        return pc.coalesce(engine, fallback)
+    return pa.array([state.fallback_generator] * n, pa.string())
+
+
+def _to_requests(state: _Reading, batch: pa.RecordBatch) -> pa.Table:
     cols: dict[str, pa.Array] = {}
     for jm in batch.schema.names:
         arr = batch.column(jm)
         if jm == "timeStamp":
-            cols["ts"] = _timestamps(path, arr, ts_format, tz)
+            cols["ts"] = _timestamps(state, arr)
         elif jm == "success":
             cols["success"] = pc.equal(pc.utf8_lower(pc.cast(arr, pa.string())), "true")
         elif jm in RENAMES:
             cols[RENAMES[jm]] = arr
-        else:
+        elif jm not in DROPPED:
             cols[f"var_{jm}"] = pc.cast(arr, pa.string())
-    if "generator" not in cols:
-        cols["generator"] = pa.array([generator] * batch.num_rows, pa.string())
-    message = cols.get("message")
-    if message is not None:
-        is_tx = pc.fill_null(pc.starts_with(message, TX_PREFIX), False)
-        cols["row_kind"] = pc.if_else(is_tx, "transaction", "sample")
-    else:
-        cols["row_kind"] = pa.array(["sample"] * batch.num_rows, pa.string())
+    n = batch.num_rows
+    for key in ("ts", "elapsed_ms", "label", "success"):
+        if cols[key].null_count:
+            index = pc.index(pc.is_null(cols[key]), True).as_py()
+            raise CollectorError(state.path, f"empty {key!r} field", line=_line_of_row(state, state.rows_before + index))
     for key in ("elapsed_ms", "latency_ms", "idle_ms", "connect_ms"):
         if key in cols:
             cols[key] = pc.cast(cols[key], pa.float64())
-    cols["source"] = pa.array([name] * batch.num_rows, pa.string())
+    cols["generator"] = _generators(state, cols, n)
+    cols["row_kind"] = _row_kinds(state, cols, n)
+    cols["source"] = pa.array([name] * n, pa.string())
+    state.rows_before += n
     return pa.table(cols)
 
 
-def read_batches(
-    path: Path,
-    tz: str = "UTC",
-    columns: list[str] | None = None,
-    jmeter_version: str | None = None,
-    warn: Callable[[str], None] | None = None,
-    **_: object,
-) -> Iterator[tuple[str, pa.Table]]:
-    """Stream a CSV JTL as batches of the canonical `requests` table."""
-    path = Path(path)
-    tz = _zone(path, tz)
+def _read_options(path: Path, columns: list[str] | str | None, jmeter_version: str | None, timestamp_format: str | None) -> tuple[str, list[str], int, str]:
+    """(delimiter, JMeter column names, header lines to skip, timestamp format) from the first lines."""
     lines = first_lines(path, 2)
     if not lines:
         raise CollectorError(path, "empty file: expected a JMeter CSV JTL")
@@ -204,25 +330,56 @@ def read_batches(
         skip = 1
         sample = lines[1] if len(lines) > 1 else None
     else:
-        data = _split_data(lines[0])
+        data = _split_data(lines[0], any_timestamp=bool(timestamp_format))
         if data is None:
             raise CollectorError(path, "not a JMeter CSV JTL: expected a `timeStamp,elapsed,...` header or rows starting with a timestamp and an elapsed time", line=1)
         delimiter, fields = data
         names = _columns_for(path, len(fields), columns, jmeter_version)
         skip = 0
         sample = lines[0]
-    if "timeStamp" not in names or "elapsed" not in names or "label" not in names or "success" not in names:
+    if not {"timeStamp", "elapsed", "label", "success"} <= set(names):
         raise CollectorError(path, "the JTL lacks one of the columns timeStamp, elapsed, label, success", line=1)
+    if timestamp_format:
+        try:
+            _sdf_to_strptime(timestamp_format)
+        except ValueError as exc:
+            raise CollectorError(path, str(exc)) from exc
+        return delimiter, names, skip, timestamp_format
     ts_format = "ms"
     if sample is not None:
         ts_value = sample.split(delimiter)[names.index("timeStamp")].strip('"')
-        ts_format = _timestamp_format(ts_value) or "ms"
-        if _timestamp_format(ts_value) is None:
-            raise CollectorError(path, f"unrecognised timeStamp {ts_value!r}: expected epoch milliseconds or a JMeter date format", line=skip + 1)
+        found = _timestamp_format(ts_value)
+        if found is None:
+            raise CollectorError(path, f"unrecognised timeStamp {ts_value!r}: expected epoch milliseconds or a JMeter date format (give timestamp_format)", line=skip + 1)
+        ts_format = found
+    return delimiter, names, skip, ts_format
+
+
+def read_batches(
+    path: Path,
+    tz: str = "UTC",
+    columns: list[str] | str | None = None,
+    jmeter_version: str | None = None,
+    timestamp_format: str | None = None,
+    host: str | None = None,
+    warn: Warn = None,
+    **_: object,
+) -> Iterator[tuple[str, pa.Table]]:
+    """Stream a CSV JTL as batches of the canonical `requests` table.
+
+    `columns` (list or comma-separated text) or `jmeter_version` name the columns of a headerless
+    file; `timestamp_format` is the SimpleDateFormat of `timeStamp` when it is not epoch ms and not
+    one JMeter's loader recognises; `tz` is the zone of formatted timestamps; `host` names the
+    generator when neither a `Hostname` column nor a distributed engine prefix tells it.
+    """
+    path = Path(path)
+    tz = _zone(path, tz)
+    delimiter, names, skip, ts_format = _read_options(path, columns, jmeter_version, timestamp_format)
     types = {n: pa.int64() for n in names if n in INT_COLUMNS}
     types["timeStamp"] = pa.int64() if ts_format == "ms" else pa.string()
     for n in names:
         types.setdefault(n, pa.string())
+    state = _Reading(path, delimiter, skip, ts_format, tz, host or path.stem)
     rows = _Rows()
     try:
         reader = pacsv.open_csv(
@@ -231,38 +388,47 @@ def read_batches(
             parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=rows.handler),
             convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False),
         )
-    except pa.ArrowInvalid as exc:
-        raise _as_error(path, exc, skip) from exc
-    generator = path.stem
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise _as_error(state, exc) from exc
+    # One batch is held back: only once the next one parsed cleanly is it sure that the
+    # malformed rows seen so far were not in the middle of the file.
     pending: pa.Table | None = None
     while True:
         try:
             batch = reader.read_next_batch()
         except StopIteration:
             break
-        except pa.ArrowInvalid as exc:
-            raise _as_error(path, exc, skip) from exc
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            raise _as_error(state, exc) from exc
+        if len(rows.invalid) > 1:
+            # Only one malformed row (the last line) is ever forgiven.
+            raise _malformed(state, rows.invalid[0])
         if pending is not None:
             yield "requests", pending
-        pending = _to_requests(path, batch, ts_format, tz, generator) if batch.num_rows else None
-    _check_invalid(path, rows.invalid, skip, warn)
+        pending = _to_requests(state, batch) if batch.num_rows else None
+    _check_tail(state, rows.invalid, warn)
     if pending is not None:
         yield "requests", pending
 
 
-def _check_invalid(path: Path, invalid: list[tuple[int | None, str]], skip: int, warn: Callable[[str], None] | None) -> None:
+def _check_tail(state: _Reading, invalid: list[str], warn: Warn) -> None:
+    """Forgive one malformed row when it is the file's last line (JMeter killed mid-write)."""
     if not invalid:
+        if not _ends_with_newline(state.path) and warn:
+            warn(f"{state.path}: the last line has no line end; it may be truncated")
         return
-    number, text = invalid[-1]
-    total_lines = _count_lines(path)
-    truncated_last = len(invalid) == 1 and not _ends_with_newline(path) and (number is None or number + skip >= total_lines - 1)
-    if truncated_last:
+    line = _line_of_text(state.path, invalid[0])
+    if len(invalid) == 1 and line is not None and line >= _count_lines(state.path):
         if warn:
-            warn(f"{path}:{total_lines}: truncated last line skipped ({text[:60]!r})")
+            warn(f"{state.path}:{line}: truncated last line skipped ({invalid[0][:60]!r})")
         return
-    number, text = invalid[0]
-    line = number + skip if number is not None else None
-    raise CollectorError(path, f"wrong number of fields in row {text[:80]!r}", line=line)
+    raise _malformed(state, invalid[0], line)
+
+
+def _malformed(state: _Reading, text: str, line: int | None = None) -> CollectorError:
+    line = line if line is not None else _line_of_text(state.path, text)
+    fields = len(text.split(state.delimiter))
+    return CollectorError(state.path, f"malformed row: expected the JTL's fields separated by {state.delimiter!r}, got {fields} field(s) in {text[:80]!r}", line=line)
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -282,11 +448,80 @@ def _count_lines(path: Path) -> int:
     return count + (0 if _ends_with_newline(path) else 1)
 
 
-def _as_error(path: Path, exc: pa.ArrowInvalid, skip: int) -> CollectorError:
+def _whole_line(data: bytes, start: int, size: int) -> bool:
+    before_ok = start == 0 or data[start - 1 : start] in (b"\n", b"\r")
+    return before_ok and data[start + size : start + size + 1] in (b"\n", b"\r", b"")
+
+
+def _line_of_text(path: Path, text: str) -> int | None:
+    """1-based line where the raw row `text` starts (error path only: scans the file)."""
+    needle = text.encode("utf-8")
+    if not needle:
+        return None
+    offset, newlines, tail = 0, 0, b""
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            data = tail + chunk
+            found = data.find(needle)
+            # The row must be a whole line: a short row can be the prefix of a valid one.
+            while found != -1 and not _whole_line(data, found, len(needle)):
+                found = data.find(needle, found + 1)
+            if found != -1:
+                return newlines + data[:found].count(b"\n") + 1
+            keep = min(len(data), len(needle))
+            newlines += data[: len(data) - keep].count(b"\n")
+            tail = data[len(data) - keep :]
+            offset += len(chunk)
+    return None
+
+
+def _line_of_row(state: _Reading, row: int) -> int | None:
+    """1-based line of data row `row` (0-based), counting quoted newlines (error path only)."""
+    import csv  # only to place an error message; the data itself is read by pyarrow
+
+    with open(state.path, newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh, delimiter=state.delimiter)
+        start = 1
+        for index, _ in enumerate(reader):
+            if index == row + state.skip:
+                return start
+            start = reader.line_num + 1
+    return None
+
+
+def _as_error(state: _Reading, exc: Exception) -> CollectorError:
     text = str(exc)
-    found = re.search(r"Row #(\d+)", text)
-    line = int(found.group(1)) + skip if found else None
-    return CollectorError(path, f"malformed CSV: {text}", line=line)
+    if isinstance(exc, UnicodeDecodeError) or "invalid UTF8" in text:
+        return CollectorError(state.path, "not UTF-8 text: JMeter writes JTL files in UTF-8 (re-encode the file)", line=_first_non_utf8_line(state.path))
+    found = re.search(r"column #(\d+).*invalid value '([^']*)'", text)
+    if found:
+        index, value = int(found.group(1)), found.group(2)
+        line = _first_line_with(state, index, value)
+        return CollectorError(state.path, f"expected an integer in a numeric column, got {value!r}", line=line)
+    return CollectorError(state.path, f"malformed CSV: {text}")
+
+
+def _first_non_utf8_line(path: Path) -> int | None:
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return None
+
+
+def _first_line_with(state: _Reading, column: int, value: str) -> int | None:
+    import csv  # error path only, see _line_of_row
+
+    with open(state.path, newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh, delimiter=state.delimiter)
+        start = 1
+        for index, fields in enumerate(reader):
+            if index >= state.skip and len(fields) > column and fields[column] == value:
+                return start
+            start = reader.line_num + 1
+    return None
 
 
 def read(path: Path, **options: object) -> dict[str, pa.Table]:

@@ -5,12 +5,38 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from collectors import jmeter_jtl
+from collectors import (
+    access_log,
+    apache_status,
+    awstats_data,
+    edfi_events,
+    jmeter_jtl,
+    jmeter_summary,
+    jmeter_xml,
+    locust_csv,
+    locust_failures,
+    locust_json,
+    openvz_beancounters,
+    prometheus_range,
+    prometheus_text,
+    sa_binary,
+    sadf_csv,
+    sadf_json,
+    sadf_ppc,
+    sadf_xml,
+    sar_text,
+    top_batch,
+    tsung_dump,
+    tsung_json,
+    tsung_log,
+    vzlist,
+)
 from collectors.base import CollectorError
 
 # Order matters only for error messages: detection must pick exactly one.
 COLLECTORS: tuple[ModuleType, ...] = (
-    jmeter_jtl,
+    jmeter_jtl, jmeter_xml, jmeter_summary, access_log, apache_status, awstats_data, openvz_beancounters, prometheus_range, prometheus_text, vzlist, sa_binary, sadf_csv, sadf_json, sadf_ppc, sadf_xml, sar_text, top_batch,
+    tsung_log, tsung_json, tsung_dump, locust_csv, locust_failures, locust_json, edfi_events,
 )
 
 

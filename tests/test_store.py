@@ -185,3 +185,21 @@ def test_invalid_run_ids_and_missing_store(tmp_path: Path, ramp20_jtl: Path) -> 
     (tmp_path / "s" / "catalog.json").write_text("{not json")
     with pytest.raises(StoreError, match="unreadable catalog"):
         Store.open(tmp_path / "s").runs()
+
+
+def test_verify_reports_changed_missing_and_unrecorded_files(tmp_path: Path, ramp20_jtl: Path, steps_jtl: Path) -> None:
+    store = Store.open(tmp_path, create=True)
+    store.ingest(ramp20_jtl, "a")
+    store.ingest(steps_jtl, "b")
+    assert store.verify() == []
+    part_a = next((tmp_path / "requests" / "run_id=a").glob("*.parquet"))
+    part_b = next((tmp_path / "requests" / "run_id=b").glob("*.parquet"))
+    pq.write_table(pq.read_table(part_a).slice(0, 100), part_a)  # tampered: fewer rows
+    part_b.unlink()
+    stray = tmp_path / "requests" / "run_id=a" / "stray.parquet"
+    stray.write_bytes(b"x")
+    problems = store.verify()
+    assert any("run a" in p and "100 rows, catalog says 1806" in p for p in problems)
+    assert any("run b" in p and "data file missing" in p for p in problems)
+    assert any("stray.parquet" in p and "not recorded" in p for p in problems)
+    assert all("run b" not in p for p in store.verify("a"))

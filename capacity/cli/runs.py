@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from capacity.cli.common import json_option, print_json, print_table, store_option
+from capacity.cli.common import fail, json_option, print_json, print_table, store_option
 
 
 @click.command()
@@ -65,3 +65,24 @@ def stats(run: str, store_dir: str | None, as_json: bool, percentile_method: str
     )
     print_table(title, columns, rows, {"error_pct": lambda v: f"{v:.2f}" if v is not None else "-",
                                        "throughput_rps": lambda v: f"{v:.2f}" if v is not None else "-"})
+
+
+@click.command()
+@click.argument("run", required=False)
+@store_option
+def verify(run: str | None, store_dir: str | None) -> None:
+    """Recover the store from any interrupted write, then check every stored file of RUN (or all runs)
+    against the catalog: presence, row counts and sha256."""
+    from capacity.store import Store
+
+    store = Store.open(store_dir)
+    with store.locked() as removed:
+        problems = store.verify(run)
+    for path in removed:
+        click.echo(f"recovered: removed {path.relative_to(store.root)} (left by an interrupted write, not in the catalog)")
+    for line in problems:
+        click.echo(line)
+    scope = f"run {run}" if run else "all runs"
+    if problems:
+        fail(f"{len(problems)} problem(s) in {scope}")
+    click.echo(f"{scope}: every stored file matches the catalog")

@@ -1,0 +1,204 @@
+"""JMeter XML JTL files into `requests`, stream-parsed.
+
+An expat push parser reads the file in chunks and builds no element tree,
+only the rows, so memory stays flat whatever the file size; rows leave in
+batches of `BATCH_ROWS`. Top-level `httpSample`/`sample`
+elements are samples (or Transaction Controller parents), nested ones are
+sub-results (embedded resources, redirects, transaction children).
+See FORMATS.md 3.2 for the attributes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from xml.parsers import expat
+
+import pyarrow as pa
+
+from collectors.base import CollectorError, head_text
+
+name = "jmeter_xml"
+
+BATCH_ROWS = 50_000
+CHUNK_BYTES = 1 << 20
+SAMPLE_TAGS = {"httpSample", "sample"}
+TX_PREFIX = "Number of samples in transaction"
+# SampleResultConverter attribute -> (canonical column, type).
+ATTRIBUTES: dict[str, tuple[str, pa.DataType]] = {
+    "t": ("elapsed_ms", pa.float64()),
+    "it": ("idle_ms", pa.float64()),
+    "lt": ("latency_ms", pa.float64()),
+    "ct": ("connect_ms", pa.float64()),
+    "lb": ("label", pa.string()),
+    "rc": ("status", pa.string()),
+    "rs": ("status", pa.string()),  # accepted by JMeter's reader for old files
+    "rm": ("message", pa.string()),
+    "tn": ("thread", pa.string()),
+    "dt": ("data_type", pa.string()),
+    "by": ("bytes", pa.int64()),
+    "sby": ("sent_bytes", pa.int64()),
+    "ng": ("group_threads", pa.int64()),
+    "na": ("active_users", pa.int64()),
+    "hn": ("generator", pa.string()),
+}
+# Standard attributes with no canonical column (encoding, sample/error counts): not sample variables.
+DROPPED = {"de", "sc", "ec"}
+# expat errors that only happen when the input stops early: a file cut while JMeter wrote it.
+_TRUNCATION_CODES = {3, 5, 6}  # no element found, unclosed token, partial character
+
+Warn = Callable[[str], None] | None
+
+
+def detect(path: Path) -> bool:
+    """An XML document whose root element is JMeter's `<testResults>`."""
+    text = head_text(path, 4096).lstrip()
+    text = re.sub(r"^<\?xml[^>]*\?>\s*", "", text)
+    text = re.sub(r"^(<!--.*?-->\s*)+", "", text, flags=re.S)
+    return re.match(r"<testResults(\s|>)", text) is not None
+
+
+def _table(rows: list[dict[str, object]], generator: str) -> pa.Table:
+    """Rows (dicts) as one Arrow table; `ts` stays epoch ms until cast at the end."""
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    cols: dict[str, pa.Array] = {}
+    for key in names:
+        values = [row.get(key) for row in rows]
+        if key == "ts":
+            cols[key] = pa.array(values, pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+        else:
+            cols[key] = pa.array(values, _type_of(key))
+    n = len(rows)
+    if "generator" not in cols:
+        cols["generator"] = pa.array([generator] * n, pa.string())
+    cols["source"] = pa.array([name] * n, pa.string())
+    return pa.table(cols)
+
+
+def _type_of(column: str) -> pa.DataType:
+    for col, type_ in ATTRIBUTES.values():
+        if col == column:
+            return type_
+    return {"ts": pa.timestamp("ms", tz="UTC"), "success": pa.bool_()}.get(column, pa.string())
+
+
+def _row(path: Path, attrib: dict[str, str], depth: int, line: int | None) -> dict[str, object]:
+    row: dict[str, object] = {}
+    try:
+        row["ts"] = int(attrib["ts"])
+        row["success"] = attrib["s"].lower() == "true"
+        row["label"] = attrib["lb"]
+        row["elapsed_ms"] = float(attrib["t"])
+        for key, value in attrib.items():
+            if key in ("ts", "s", "lb", "t") or key in DROPPED:
+                continue
+            if key in ATTRIBUTES:
+                column, type_ = ATTRIBUTES[key]
+                row[column] = int(value) if type_ == pa.int64() else float(value) if type_ == pa.float64() else value
+            else:
+                row[f"var_{key}"] = value
+    except KeyError as exc:
+        raise CollectorError(path, f"sample without the {exc.args[0]!r} attribute", line=line) from exc
+    except ValueError as exc:
+        raise CollectorError(path, f"non-numeric attribute value: {exc}", line=line) from exc
+    if depth > 1:
+        row["row_kind"] = "subresult"
+    elif str(row.get("message") or "").startswith(TX_PREFIX):
+        row["row_kind"] = "transaction"
+    else:
+        row["row_kind"] = "sample"
+    return row
+
+
+class _Parser:
+    """expat callbacks building rows; complete top-level samples move to `done`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.expat = expat.ParserCreate()
+        self.expat.buffer_text = True
+        self.expat.StartElementHandler = self.start
+        self.expat.EndElementHandler = self.end
+        self.expat.CharacterDataHandler = self.text
+        self.root: str | None = None
+        self.done: list[dict[str, object]] = []
+        self.stack: list[dict[str, object]] = []
+        self.open_rows: list[dict[str, object]] = []
+        self.assertion: dict[str, str] = {}
+        self.chars: list[str] = []
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        self.chars = []
+        if self.root is None:
+            self.root = tag
+            if tag != "testResults":
+                raise CollectorError(self.path, f"root element is <{tag}>, expected <testResults>", line=self.expat.CurrentLineNumber)
+        elif tag in SAMPLE_TAGS:
+            row = _row(self.path, attrib, len(self.stack) + 1, self.expat.CurrentLineNumber)
+            self.open_rows.append(row)
+            self.stack.append(row)
+
+    def text(self, data: str) -> None:
+        self.chars.append(data)
+
+    def end(self, tag: str) -> None:
+        text = "".join(self.chars)
+        self.chars = []
+        if not self.stack:
+            return
+        if tag in SAMPLE_TAGS:
+            self.stack.pop()
+            if not self.stack:
+                self.done.extend(self.open_rows)
+                self.open_rows = []
+        elif tag in ("failure", "error", "failureMessage"):
+            self.assertion[tag] = text
+        elif tag == "assertionResult":
+            failed = self.assertion.get("failure", "").strip() == "true" or self.assertion.get("error", "").strip() == "true"
+            message = self.assertion.get("failureMessage")
+            if failed and message:
+                current = self.stack[-1]
+                current["error"] = f"{current['error']}\n{message}" if current.get("error") else message
+            self.assertion = {}
+        elif tag == "java.net.URL":
+            self.stack[-1]["url"] = text
+
+
+def read_batches(path: Path, host: str | None = None, warn: Warn = None, **_: object) -> Iterator[tuple[str, pa.Table]]:
+    """Stream an XML JTL as batches of the canonical `requests` table (`ts` is always epoch ms in XML)."""
+    path = Path(path)
+    generator = host or path.stem
+    parser = _Parser(path)
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(CHUNK_BYTES)
+            try:
+                parser.expat.Parse(chunk, not chunk)
+            except expat.ExpatError as exc:
+                if exc.code in _TRUNCATION_CODES and parser.root is not None:
+                    if warn:
+                        warn(f"{path}:{exc.lineno}: file ends inside an element (JMeter stopped mid-write); the unfinished sample is skipped")
+                    break
+                raise CollectorError(path, f"malformed XML: {expat.ErrorString(exc.code)} (column {exc.offset})", line=exc.lineno) from exc
+            while len(parser.done) >= BATCH_ROWS:
+                rows, parser.done = parser.done[:BATCH_ROWS], parser.done[BATCH_ROWS:]
+                yield "requests", _table(rows, generator)
+            if not chunk:
+                break
+    if parser.root is None:
+        raise CollectorError(path, "empty file: expected a JMeter XML JTL (<testResults>)")
+    if parser.done:
+        yield "requests", _table(parser.done, generator)
+
+
+def read(path: Path, **options: object) -> dict[str, pa.Table]:
+    """Read a whole XML JTL into the canonical `requests` table."""
+    parts = [t for _, t in read_batches(path, **options)]  # type: ignore[arg-type]
+    if not parts:
+        from capacity.schema import empty
+
+        return {"requests": empty("requests")}
+    return {"requests": pa.concat_tables(parts, promote_options="permissive")}

@@ -1,0 +1,122 @@
+"""`sadf -d` output (semicolon-separated, one header per activity) into `host_metrics`.
+
+Each activity starts with `# hostname;interval;timestamp;<columns>`; the CPU
+`all` row is `-1`; restart and comment rows have interval `-1` and are
+skipped (counters are never differenced here, so a restart needs no repair).
+Timestamps are UTC (`... UTC`), epoch seconds (`-U`) or local with a zone
+abbreviation (`-T`/`-t`, read in the `tz` option's zone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pyarrow as pa
+
+from collectors import sysstat_columns as sc
+from collectors.base import CollectorError, first_lines
+
+name = "sadf_csv"
+
+PREFIX = "# hostname;interval;timestamp;"
+
+
+def detect(path: Path) -> bool:
+    """A file whose first line is a `sadf -d` activity header."""
+    lines = first_lines(path, 1)
+    return bool(lines) and lines[0].startswith(PREFIX)
+
+
+class _Block:
+    def __init__(self, header: list[str], line: int) -> None:
+        if header and header[0] in sc.DEVICE_COLUMNS:
+            self.device: str | None = header[0]
+            self.columns = header[1:]
+        else:
+            self.device, self.columns = None, header
+        self.section = sc.section_for(self.columns[0], self.device) if self.columns else None
+        self.known = self.section is not None or (bool(self.columns) and sc.is_skipped(self.columns[0])) \
+            or self.device in ("INTR", "TTY")
+        self.line = line
+        self.stamps: list[str] = []
+        self.devices: list[str | None] = []
+        self.values: list[list[str]] = []
+        self.lines: list[int] = []
+
+
+def _flush(path: Path, block: _Block | None, rows: sc.LongRows, local: list[bool], cpus: set[str]) -> None:
+    if block is None or block.section is None or not block.stamps:
+        return
+    values = sc.parse_numbers(path, block.values, block.lines, CollectorError)
+    ts, is_local = sc.sadf_times(path, block.stamps, block.lines[0], CollectorError)
+    local.append(is_local)
+    devices: list[str | None] | None = None
+    if block.device is not None:
+        devices = block.devices
+        if block.section.device == "CPU":
+            devices = [sc.cpu_device(d or "") for d in devices]
+            cpus.update(d for d in devices if d and d.isdigit())
+    rows.add_block(ts, devices, sc.usable_columns(block.section, block.columns), block.columns, values)
+
+
+def read(path: Path, tz: str = "UTC", host: str | None = None, warn: Callable[[str], None] | None = None,
+         **_: object) -> dict[str, pa.Table]:
+    """Read `sadf -d` output into `host_metrics`."""
+    path = Path(path)
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise CollectorError(path, f"unknown time zone {tz!r}") from exc
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CollectorError(path, f"not UTF-8 text (byte {exc.start}): expected sadf -d output") from exc
+    rows = sc.LongRows()
+    local: list[bool] = []
+    cpus: set[str] = set()
+    hosts: set[str] = set()
+    unmapped: list[str] = []
+    block: _Block | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        if line.startswith(PREFIX):
+            _flush(path, block, rows, local, cpus)
+            block = _Block(line[len(PREFIX):].split(";"), number)
+            if not block.known:
+                unmapped.append(";".join(block.columns[:2]))
+            continue
+        if line.startswith("#"):
+            continue
+        fields = line.split(";")
+        if block is None or len(fields) < 4:
+            raise CollectorError(path, f"expected a `{PREFIX}...` header or a data row, found {line[:60]!r}", number)
+        if fields[1] == "-1":  # LINUX-RESTART and COM rows
+            continue
+        if block.section is None:
+            continue
+        n = len(block.columns)
+        values = fields[4:] if block.device is not None else fields[3:]
+        if len(values) != n:
+            raise CollectorError(path, f"expected {n} values after the timestamp, found {len(values)}", number)
+        hosts.add(fields[0])
+        block.stamps.append(fields[2])
+        block.devices.append(fields[3] if block.device is not None else None)
+        block.values.append(values)
+        block.lines.append(number)
+    _flush(path, block, rows, local, cpus)
+    if block is None:
+        raise CollectorError(path, "no sadf -d header found: expected `# hostname;interval;timestamp;...`")
+    if len(set(local)) > 1:
+        raise CollectorError(path, "mixed UTC and local timestamps in one file")
+    if len(hosts) > 1 and host is None:
+        raise CollectorError(path, f"several hosts in one file ({', '.join(sorted(hosts))}): split it per host")
+    if warn and unmapped:
+        warn(f"{path}: sadf sections not mapped to metrics, skipped: {', '.join(unmapped)}")
+    host_name = host or (hosts.pop() if hosts else path.stem)
+    info = {"host": host_name, "cpu_count": len(cpus) or None}
+    table = sc.build_table(rows, host_name, name, tz if local and local[0] else None, info)
+    return {"host_metrics": table}
+
