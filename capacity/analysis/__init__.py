@@ -1,0 +1,1 @@
+"""Analysis over the canonical tables: statistics, steps, capacity models, sizing."""

@@ -1,0 +1,212 @@
+"""Exact request statistics, computed by DuckDB over the stored Parquet.
+
+Percentiles are exact (every sample sorted, no sketches, never an average of
+percentiles). The default method is linear interpolation between closest ranks
+(numpy's default, DuckDB's `quantile_cont`); `nearest` gives the nearest-rank
+value (DuckDB's `quantile_disc`). The method is named in every output.
+
+Where only summaries exist (`request_stats`), `combine_summaries` merges them:
+counts add, means and variances pool by count, and percentiles are reported as
+unavailable because they cannot be recovered from summaries.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+PERCENTILES = {"p50_ms": 0.5, "p90_ms": 0.9, "p95_ms": 0.95, "p99_ms": 0.99, "p999_ms": 0.999}
+METHODS = {"linear": "quantile_cont", "nearest": "quantile_disc"}
+AGG_KEYS = ("count", "errors", "error_pct", "mean_ms", "std_ms", "min_ms", *PERCENTILES, "max_ms")
+STAT_KEYS = (*AGG_KEYS, "throughput_rps")
+
+
+def _quantiles(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"unknown percentile method {method!r}; known: {', '.join(METHODS)}")
+    fn = METHODS[method]
+    return ", ".join(f"{fn}(elapsed_ms, {q}) AS {name}" for name, q in PERCENTILES.items())
+
+
+def _aggregates(method: str) -> str:
+    # stddev_pop: JMeter's Summary Report "Std. Dev." is the population deviation.
+    return (
+        "count(*) AS count, "
+        "count(*) FILTER (WHERE NOT success) AS errors, "
+        "100.0 * count(*) FILTER (WHERE NOT success) / count(*) AS error_pct, "
+        f"avg(elapsed_ms) AS mean_ms, stddev_pop(elapsed_ms) AS std_ms, min(elapsed_ms) AS min_ms, {_quantiles(method)}, "
+        "max(elapsed_ms) AS max_ms"
+    )
+
+
+def _apdex(t_ms: float) -> str:
+    """Apdex = (satisfied + tolerating/2) / all, with F = 4T; a failed sample is frustrated."""
+    t = float(t_ms)
+    return (
+        f"(count(*) FILTER (WHERE success AND elapsed_ms <= {t}) "
+        f"+ 0.5 * count(*) FILTER (WHERE success AND elapsed_ms > {t} AND elapsed_ms <= {4 * t})) / count(*) AS apdex"
+    )
+
+
+def run_span_s(con: duckdb.DuckDBPyConnection, run: str) -> float | None:
+    """Seconds from the first sample's start to the last sample's end (JMeter's throughput span)."""
+    row = con.execute(
+        "SELECT (max(epoch_ms(ts) + elapsed_ms) - min(epoch_ms(ts))) / 1000.0 FROM requests "
+        "WHERE run_id = ? AND row_kind = 'sample'",
+        [run],
+    ).fetchone()
+    return row[0] if row and row[0] else None
+
+
+def label_stats(con: duckdb.DuckDBPyConnection, run: str, method: str = "linear", apdex_t_ms: float | None = None) -> dict[str, Any]:
+    """Per-label and overall statistics of one run's `requests`.
+
+    `con` is a connection from `Store.connect`. Labels are reported per row kind
+    (`sample` or `transaction`); sub-results are left out so nothing is counted
+    twice, and `overall` covers `sample` rows only. Throughput divides by the
+    run's span (`run_span_s`), the same span for every label. With `apdex_t_ms`
+    every entry also carries `apdex` (T given, F = 4T).
+    """
+    span = run_span_s(con, run)
+    extra = f", {_apdex(apdex_t_ms)}" if apdex_t_ms else ""
+    keys = [*AGG_KEYS, *(["apdex"] if apdex_t_ms else [])]
+    rows = con.execute(
+        f"SELECT label, row_kind AS kind, {_aggregates(method)}{extra} FROM requests "
+        "WHERE run_id = ? AND row_kind IN ('sample', 'transaction') GROUP BY label, row_kind ORDER BY label, row_kind",
+        [run],
+    ).fetchall()
+    labels = [_with_throughput(dict(zip(["label", "kind", *keys], r, strict=True)), span) for r in rows]
+    overall_row = con.execute(
+        f"SELECT {_aggregates(method)}{extra} FROM requests WHERE run_id = ? AND row_kind = 'sample'", [run]
+    ).fetchone()
+    overall = _with_throughput(dict(zip(keys, overall_row, strict=True)), span) if overall_row and overall_row[0] else None
+    result: dict[str, Any] = {"run": run, "percentile_method": method, "span_s": span, "labels": labels, "overall": overall}
+    if apdex_t_ms:
+        result["apdex_t_ms"] = apdex_t_ms
+    return result
+
+
+def _with_throughput(stats: dict[str, Any], span: float | None) -> dict[str, Any]:
+    stats["count"] = int(stats["count"])
+    stats["errors"] = int(stats["errors"])
+    stats["throughput_rps"] = stats["count"] / span if span else None
+    return stats
+
+
+def window_stats(
+    con: duckdb.DuckDBPyConnection,
+    run: str,
+    window_s: float = 10.0,
+    method: str = "linear",
+    by_label: bool = False,
+    apdex_t_ms: float | None = None,
+) -> pd.DataFrame:
+    """Statistics per time window of `window_s` seconds (by sample start), exact in every window.
+
+    Percentiles are computed from the samples of each window, never averaged
+    across windows. Windows are aligned on the epoch (so two runs' windows
+    line up); `throughput_rps` is the window's count divided by `window_s`.
+    """
+    if window_s <= 0:
+        raise ValueError("window_s must be positive")
+    width_ms = int(round(window_s * 1000))
+    group = "window_start, label" if by_label else "window_start"
+    label_col = "label, " if by_label else ""
+    extra = f", {_apdex(apdex_t_ms)}" if apdex_t_ms else ""
+    df = con.execute(
+        f"SELECT make_timestamp(((epoch_ms(ts) // {width_ms}) * {width_ms}) * 1000) AS window_start, {label_col}"
+        f"{_aggregates(method)}{extra} FROM requests WHERE run_id = ? AND row_kind = 'sample' "
+        f"GROUP BY {group} ORDER BY {group}",
+        [run],
+    ).df()
+    df["window_start"] = pd.to_datetime(df["window_start"]).dt.tz_localize("UTC") if df["window_start"].dt.tz is None else df["window_start"]
+    df["window_end"] = df["window_start"] + pd.Timedelta(milliseconds=width_ms)
+    df["throughput_rps"] = df["count"] / window_s
+    df["percentile_method"] = method
+    return df
+
+
+def combine_summaries(stats: pd.DataFrame, group_by: str | None = None) -> pd.DataFrame:
+    """Combine `request_stats` rows (one label or window each) into totals.
+
+    Counts and errors add; the mean is count-weighted; the standard deviation
+    pools within- and between-row variance (exact for population deviations);
+    min and max are extremes. Percentiles cannot be combined from summaries and
+    are returned as missing, with `percentiles` = "unavailable (combined from
+    summaries)". Throughput: a `total` row written by the tool is authoritative
+    when present; otherwise it is `count / span` when the windows are known,
+    and otherwise `count / max(count_i / throughput_i)`, an upper bound since
+    the run lasted at least as long as its longest label
+    (`throughput_basis` says which). Rows of kind `total` are never summed with
+    the others, but a disagreement between them is reported in `check`.
+    """
+    if stats.empty:
+        return pd.DataFrame()
+    groups = [((), stats)] if group_by is None else list(stats.groupby(group_by, sort=True))
+    out = []
+    for key, g in groups:
+        kind = g["row_kind"] if "row_kind" in g else pd.Series([None] * len(g), index=g.index)
+        totals = g[kind.fillna("") == "total"]
+        parts = g[kind.fillna("") != "total"]
+        row = _combine(parts)
+        if group_by is not None:
+            row[group_by] = key[0] if isinstance(key, tuple) else key
+        row["check"] = _check(row, totals)
+        if len(totals) == 1 and pd.notna(totals["throughput_rps"].iloc[0]):
+            row["throughput_rps"] = float(totals["throughput_rps"].iloc[0])
+            row["throughput_basis"] = "tool total row"
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _combine(g: pd.DataFrame) -> dict[str, Any]:
+    n = g["count"].astype(float)
+    total = float(n.sum())
+    errors = g["errors"].fillna(0).astype(float).sum() if "errors" in g else math.nan
+    mean = float((n * g["mean_ms"]).sum() / total) if total else math.nan
+    std = math.nan
+    if "std_ms" in g and g["std_ms"].notna().all() and total:
+        std = float(np.sqrt((n * (g["std_ms"] ** 2 + (g["mean_ms"] - mean) ** 2)).sum() / total))
+    row: dict[str, Any] = {
+        "count": int(total),
+        "errors": int(errors) if not math.isnan(errors) else None,
+        "error_pct": 100.0 * errors / total if total and not math.isnan(errors) else None,
+        "mean_ms": mean,
+        "std_ms": std,
+        "min_ms": float(g["min_ms"].min()) if "min_ms" in g else math.nan,
+        "max_ms": float(g["max_ms"].max()) if "max_ms" in g else math.nan,
+        **{p: None for p in PERCENTILES},
+        "percentiles": "unavailable (combined from summaries)",
+    }
+    row["throughput_rps"], row["throughput_basis"] = _throughput(g, total)
+    return row
+
+
+def _throughput(g: pd.DataFrame, total: float) -> tuple[float | None, str]:
+    if {"window_start", "window_end"} <= set(g) and g["window_start"].notna().all() and g["window_end"].notna().all():
+        span = (pd.to_datetime(g["window_end"]).max() - pd.to_datetime(g["window_start"]).min()).total_seconds()
+        if span > 0:
+            return total / span, "count over the windows' span"
+    if "throughput_rps" in g:
+        ok = g[(g["throughput_rps"] > 0) & g["count"].gt(0)]
+        if not ok.empty:
+            longest = float((ok["count"] / ok["throughput_rps"]).max())
+            return total / longest, "upper bound: count over the longest label's span"
+    return None, "unavailable"
+
+
+def _check(row: dict[str, Any], totals: pd.DataFrame) -> str | None:
+    """Compare the combination with the tool's own total row, if any."""
+    if len(totals) != 1:
+        return None
+    t = totals.iloc[0]
+    problems = []
+    if int(t["count"]) != row["count"]:
+        problems.append(f"count {row['count']} vs tool total {int(t['count'])}")
+    if pd.notna(t.get("mean_ms")) and abs(float(t["mean_ms"]) - row["mean_ms"]) > max(1.0, 1e-3 * row["mean_ms"]):
+        problems.append(f"mean {row['mean_ms']:.1f} ms vs tool total {float(t['mean_ms']):.1f} ms")
+    return "; ".join(problems) if problems else "agrees with the tool's total row"
