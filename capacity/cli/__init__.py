@@ -12,9 +12,11 @@ import sys
 import click
 
 from capacity import __version__
+from capacity.cli.analysis import fit, plan, steps
+from capacity.cli.collect import collect
 from capacity.cli.common import BAD_INPUT, fail
 from capacity.cli.ingest import ingest
-from capacity.cli.runs import runs, stats
+from capacity.cli.runs import runs, stats, verify
 
 
 class _Group(click.Group):
@@ -37,7 +39,7 @@ def main() -> None:
     """Capacity analysis of load tests and server metrics for e-learning platforms."""
 
 
-for command in (ingest, runs, stats):
+for command in (ingest, runs, stats, verify, steps, fit, plan, collect):
     main.add_command(command)
 
 
