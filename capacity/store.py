@@ -265,6 +265,8 @@ class Store:
                         {"path": f["path"], "sha256": f["sha256"], "collector": f["collector"], "rows": f["rows"], "tz": f.get("tz")}
                         for f in run["files"]
                     ],
+                    # Gaps a live collector recorded while its source did not answer.
+                    "gaps": [dict(g, collector=f["collector"]) for f in run["files"] for g in f.get("gaps", [])],
                 }
             )
         return out

@@ -120,6 +120,7 @@ def test_poller_survives_stop_and_start_and_flushes_on_sigint(stoppable_apache, 
     gaps = [g for f in files for g in f.get("gaps", [])]
     assert len(gaps) == 1
     gap = gaps[0]
+    assert store.run("live")["gaps"] == [dict(gap, collector="apache_status_live")]
     assert gap["end"] == recovered["ts"]
     fails = [e for e in events if e["event"] == "fail"]
     assert gap["failed_polls"] == len(fails) >= 2
