@@ -28,14 +28,26 @@ apt:
 # Each folder of data/samples is one run named after the folder; its tags are set here.
 TAGS_jmeter-ramp20 := --tag platform=mooc --tag tool=jmeter --tag profile=ramp
 TAGS_jmeter-steps := --tag platform=mooc --tag tool=jmeter --tag profile=steps
+# The Open edX seed runs (JMeter Summary Report + one top screen each): top prints no date and no host name,
+# so the ingest options --date and --host ride along with the tags (see data/samples/README.md).
+TAGS_openedx-native := --tag platform=openedx --tag deployment=native --tag tool=jmeter --tag users=100 --tag duration_s=3600 \
+	--date 2019-07-04 --host openedx-native
+TAGS_openedx-devstack := --tag platform=openedx --tag deployment=devstack --tag tool=jmeter --tag users=10 --tag duration_s=3600 \
+	--date 2019-07-04 --host openedx-devstack
 
 report: install
-	rm -rf $(STORE)
+	rm -rf $(STORE) $(REPORTS)
 	@for dir in data/samples/*/; do run=$$(basename $$dir); \
 	  tags="$$(make -s --no-print-directory print-tags RUN=$$run)"; \
 	  $(BIN)/capacity ingest $$dir --run $$run --store $(STORE) $$tags || exit 1; done
 	@for dir in data/samples/*/; do $(BIN)/capacity stats $$(basename $$dir) --store $(STORE) || exit 1; done
 	@echo "Store: $(STORE) (open it with capacity.open_store('$(STORE)'))"
+	@for dir in data/samples/*/; do run=$$(basename $$dir); \
+	  $(BIN)/capacity report $$run -o $(REPORTS)/run-$$run --store $(STORE) >/dev/null || exit 1; done
+	@$(BIN)/capacity compare openedx-native openedx-devstack -o $(REPORTS)/compare-openedx-native-vs-devstack --store $(STORE) >/dev/null
+	@$(BIN)/capacity plan --users 1000 --run jmeter-steps --cpu-count 2 --slo 'p95<1s,errors<20%' \
+	  -o $(REPORTS)/plan-jmeter-steps-1000-users --store $(STORE) >/dev/null
+	@echo "Reports: $$($(BIN)/capacity report --index $(REPORTS))"
 
 print-tags:
 	@echo $(TAGS_$(RUN))
@@ -54,5 +66,39 @@ test: install apt locales
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
+# The documentation site: regenerate the pages derived from code, publish the reports `make report`
+# writes for the sample runs (into a scratch store, never data/store), then build site/ strictly.
+DOCS_BUILD := build/docs
+docs: install
+	$(BIN)/python -m capacity.docgen
+	rm -rf $(DOCS_BUILD) docs/reports
+	@if $(BIN)/capacity report --help >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory report STORE=$(DOCS_BUILD)/store REPORTS=$(CURDIR)/$(DOCS_BUILD)/reports || exit 1; \
+	  $(BIN)/python -m capacity.docgen --publish-reports $(DOCS_BUILD)/reports || exit 1; \
+	else echo "docs: no 'capacity report' command: no report published"; fi
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 clean:
 	rm -rf $(VENV) $(STORE) $(REPORTS) .pytest_cache .ruff_cache
+
+# The full fuzz and kill campaigns (make test runs reduced counts).
+torture: install apt locales
+	CAPACITY_TORTURE=1 $(BIN)/python -m pytest -s -q tests/test_crash_safety.py tests/test_bad_input.py tests/test_fuzz.py
+
+# Issue 8: capacity against DuckDB, polars, pandas, pyarrow and Taurus on a generated JTL, side by side
+# (`make bench ROWS=10000000`; RSS_ROWS=0 skips the 30 M-row memory check). polars and Taurus go into
+# their own venv, never into the project's; one that PyPI cannot give is reported as skipped.
+ROWS ?= 10000000
+RSS_ROWS ?= 30000000
+ROUNDS ?= 3
+BENCH_VENV := build/bench/venv
+
+$(BENCH_VENV)/.installed:
+	$(PY) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	-$(BENCH_VENV)/bin/python -m pip install -q polars || echo "bench: polars could not be installed from PyPI: its contender is skipped"
+	-$(BENCH_VENV)/bin/python -m pip install -q bzt || echo "bench: Taurus (bzt) could not be installed from PyPI: its contender is skipped"
+	@touch $@
+
+bench: install apt $(BENCH_VENV)/.installed
+	$(BIN)/python -m benchmarks.bench --rows $(ROWS) --rss-rows $(RSS_ROWS) --rounds $(ROUNDS) --bench-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)

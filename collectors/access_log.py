@@ -46,6 +46,8 @@ PRESETS: dict[str, str] = {
     "combined": _COMBINED,
     "varnishncsa": '%h %l %u %t "%r" %s %b "%{Referer}i" "%{User-agent}i"',
     "varnishncsa_D": '%h %l %u %t "%r" %s %b "%{Referer}i" "%{User-agent}i" %D',
+    # `varnishncsa -b`: one line per backend fetch, ending with the backend that served it.
+    "varnishncsa_backend": '%h %l %u %t "%r" %s %b "%{Referer}i" "%{User-agent}i" %D %{VSL:BackendOpen[2]}x',
     "common_D": _COMMON + " %D",
     "common": _COMMON,
 }
@@ -65,7 +67,10 @@ SIMPLE: dict[str, tuple[str, str]] = {
     "I": ("bytes_in", NUMBER), "S": ("bytes_total", NUMBER), "D": ("dur_us", r"\d+"), "X": ("conn_status", r"[X+-]"),
     "r": ("request", QUOTED),
 }
-HEADER_NAMES = {"referer": "referer", "user-agent": "user_agent"}
+# Header (`%{...}i`) and varnishncsa extension (`%{...}x`) arguments with a column of their own.
+HEADER_NAMES = {"referer": "referer", "user-agent": "user_agent", "vsl:backendopen[2]": "backend", "varnish:handling": "handling"}
+# Groups kept as `var_<group>` columns of `requests` ("-" meaning none becomes null for the last two).
+KEPT_GROUPS = ("referer", "user_agent", "vhost", "user", "method", "backend", "handling")
 REQUEST = r"^(?P<method>[A-Za-z][A-Za-z-]*) (?P<target>\S+)(?: (?P<proto>[A-Z]+/[0-9.]+))?$"
 TIME_FORMAT = "%d/%b/%Y:%H:%M:%S %z"
 BLOCK_SIZE = 8 << 20
@@ -98,7 +103,7 @@ def compile_format(log_format: str) -> tuple[str, list[str]]:
             if group is None:
                 raise ValueError(f"unknown %T unit {arg!r}")
             pattern = r"\d+"
-        elif letter in ("i", "o", "e", "n", "C") and arg is not None:
+        elif letter in ("i", "o", "e", "n", "C", "x") and arg is not None:
             key = arg.lower()
             group = HEADER_NAMES.get(key, f"{letter}_{re.sub(r'[^a-z0-9]+', '_', key)}")
             pattern = QUOTED if quoted else r"\S+"
@@ -174,7 +179,9 @@ def _to_requests(path: Path, lines: pa.Array, numbers: pa.Array, pattern: str, n
         raw = target
     else:
         raise CollectorError(path, "the LogFormat has neither %r nor %m and %U: no request to label")
-    path_only = pc.replace_substring_regex(pc.fill_null(target, ""), r"\?.*$", "")
+    # varnishncsa writes the absolute form (`GET http://host:port/path`): label by the path alone.
+    path_only = pc.replace_substring_regex(pc.fill_null(target, ""), r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?]*", "")
+    path_only = pc.replace_substring_regex(path_only, r"\?.*$", "")
     label = pc.binary_join_element_wise(pc.fill_null(method, ""), path_only, " ")
     for regex, replacement in label_patterns:
         label = pc.replace_substring_regex(label, regex, replacement)
@@ -195,9 +202,10 @@ def _to_requests(path: Path, lines: pa.Array, numbers: pa.Array, pattern: str, n
         cols["sent_bytes"] = _int_or_null(fields.field("bytes_in"))
     client = "client" if "client" in names else "client_ip" if "client_ip" in names else None
     cols["generator"] = fields.field(client) if client else pa.array([path.stem] * n, pa.string())
-    for group in ("referer", "user_agent", "vhost", "user", "method"):
+    for group in KEPT_GROUPS:
         if group in names:
-            cols[f"var_{group}"] = fields.field(group)
+            column = fields.field(group)
+            cols[f"var_{group}"] = pc.if_else(pc.equal(column, "-"), None, column) if group in ("backend", "handling") else column
     cols["source"] = pa.array([name] * n, pa.string())
     return pa.table(cols)
 

@@ -340,7 +340,7 @@ def read(path: Path, ts: datetime | float | None = None, host: str | None = None
     path = Path(path)
     _zone(path, tz)
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise CollectorError(path, f"not UTF-8 text at byte {exc.start}: expected server-status output") from None
     except OSError as exc:

@@ -175,7 +175,7 @@ def read(path: Path, tz: str = "UTC", **_: object) -> dict[str, pa.Table]:
         raise CollectorError(path, f"cannot read: {exc.strerror}") from None
     if b"\x00" in raw:
         raise CollectorError(path, "binary data: expected an AWStats text data file")
-    lines = raw.decode("utf-8") if _is_utf8(raw) else raw.decode("latin-1")
+    lines = raw.decode("utf-8-sig") if _is_utf8(raw) else raw.decode("latin-1")
     text_lines = lines.splitlines()
     if not text_lines or not text_lines[0].startswith("AWSTATS DATA FILE"):
         raise CollectorError(path, "expected `AWSTATS DATA FILE <version>` on the first line", line=1)

@@ -18,6 +18,7 @@ empty `requests` table carrying the same metadata (for its latest run).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -62,9 +63,12 @@ def _read(path: Path, header: list[str]) -> pa.Table:
             path,
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False),
+            # Single-threaded, so pyarrow numbers the row of a parse error.
+            read_options=pacsv.ReadOptions(use_threads=False),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise CollectorError(path, f"malformed CSV export: {exc}") from exc
+        found = re.search(r"Row #(\d+)", str(exc))
+        raise CollectorError(path, f"malformed CSV export: {exc}", line=int(found.group(1)) if found else None) from exc
 
 
 def _microseconds(path: Path, column: pa.Array, tz: str, what: str) -> pa.Array:

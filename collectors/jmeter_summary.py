@@ -96,7 +96,10 @@ def read(path: Path, columns: list[str] | str | None = None, **_: object) -> dic
         skip = 0
         if isinstance(columns, str):
             columns = [c.strip() for c in columns.split(",")]
-        count = len(pacsv.read_csv(path, read_options=pacsv.ReadOptions(autogenerate_column_names=True, block_size=1 << 16)).column_names) if not columns else len(columns)
+        try:
+            count = len(pacsv.read_csv(path, read_options=pacsv.ReadOptions(autogenerate_column_names=True, block_size=1 << 16)).column_names) if not columns else len(columns)
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            raise CollectorError(path, f"not a JMeter Summary or Aggregate Report CSV: {exc}", line=1) from exc
         names = list(columns) if columns else HEADERLESS.get(count)
         if names is None:
             raise CollectorError(path, f"no `Label,# Samples,...` header and {count} fields per row is ambiguous; give the column list (columns)", line=1)
@@ -105,12 +108,15 @@ def read(path: Path, columns: list[str] | str | None = None, **_: object) -> dic
     try:
         raw = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=skip),
+            # Single-threaded, so pyarrow numbers the row of a parse error.
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=skip, use_threads=False),
             convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True),
         )
     except pa.ArrowInvalid as exc:
         found = re.search(r"Row #(\d+)", str(exc))
         raise CollectorError(path, f"malformed CSV: expected {len(names)} comma-separated fields: {exc}", line=int(found.group(1)) if found else None) from exc
+    if raw.num_rows == 0:
+        raise CollectorError(path, "no rows: expected at least the TOTAL row under the header", line=skip + 1)
     return {"request_stats": _to_stats(path, raw, names, skip + 1)}
 
 

@@ -29,6 +29,7 @@ cumulative since start (`locust-bucketed-cumulative`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -89,10 +90,16 @@ def _read_csv(path: Path) -> dict[str, pa.Array]:
             path,
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=False, auto_dict_encode=False),
-            read_options=pacsv.ReadOptions(autogenerate_column_names=False),
+            # Single-threaded, so pyarrow numbers the row of a parse error.
+            read_options=pacsv.ReadOptions(autogenerate_column_names=False, use_threads=False),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise CollectorError(path, f"malformed Locust CSV: {exc}") from exc
+        found = re.search(r"Row #(\d+)", str(exc))
+        raise CollectorError(path, f"malformed Locust CSV: {exc}", line=int(found.group(1)) if found else None) from exc
+    # pyarrow infers `binary` for a column that is not valid UTF-8 (a Latin-1 label).
+    for field in table.schema:
+        if pa.types.is_binary(field.type):
+            raise CollectorError(path, f"column {field.name!r} is not UTF-8 text: expected a Locust CSV (UTF-8)")
     cols: dict[str, pa.Array] = {}
     for column in table.column_names:
         key = ALIASES.get(column.strip())
@@ -139,7 +146,10 @@ def _stats(path: Path, cols: dict[str, pa.Array], warn: Callable[[str], None] | 
     out: dict[str, pa.Array] = {"label": labels, "row_kind": kinds}
     for key in ("count", "errors"):
         if key in cols:
-            out[key] = pc.cast(pc.fill_null(cols[key], 0.0), pa.int64())
+            try:
+                out[key] = pc.cast(pc.fill_null(cols[key], 0.0), pa.int64())
+            except pa.ArrowInvalid as exc:  # a fraction or a count beyond int64
+                raise CollectorError(path, f"{key} column: expected a whole number of requests: {exc}") from exc
     for key in ("mean_ms", "min_ms", "max_ms", "avg_bytes") + tuple(k for k in cols if k.startswith("p") and k.endswith("_ms")):
         if key in cols:
             out[key] = cols[key]

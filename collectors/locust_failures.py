@@ -9,6 +9,7 @@ traceback a quoted multi-line field). The label is `<Method> <Name>`, as in the
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -57,6 +58,22 @@ def _count(path: Path, table: pa.Table, column: str) -> pa.Array:
         raise CollectorError(path, f"{column!r} holds a value that is not a whole number: {exc}") from exc
 
 
+def _line_of_record(path: Path, record: int) -> int:
+    """1-based line where CSV record `record` (pyarrow's `Row #`, header included) starts.
+
+    Tracebacks span lines inside quotes, so record and line numbers differ (error path only).
+    """
+    number, quoted = 0, False
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            if not quoted:
+                record -= 1
+                if record == 0:
+                    return number
+            quoted ^= raw.count(b'"') % 2 == 1
+    return number
+
+
 def read(path: Path, **_: object) -> dict[str, pa.Table]:
     """Read a failures or exceptions CSV into the canonical `failures` table."""
     path = Path(path)
@@ -70,9 +87,12 @@ def read(path: Path, **_: object) -> dict[str, pa.Table]:
             path,
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(known, pa.string()), strings_can_be_null=False),
+            # Single-threaded, so pyarrow numbers the row of a parse error.
+            read_options=pacsv.ReadOptions(use_threads=False),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise CollectorError(path, f"malformed Locust CSV: {exc}") from exc
+        found = re.search(r"Row #(\d+)", str(exc))
+        raise CollectorError(path, f"malformed Locust CSV: {exc}", line=_line_of_record(path, int(found.group(1))) if found else None) from exc
     n = table.num_rows
     if kind == "failure":
         method = _text(table, "Method")

@@ -56,7 +56,7 @@ def percentile(histogram: dict[float, int], count: int, p: float) -> float | Non
 
 def _entries(path: Path) -> list[dict]:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError) as exc:
         raise CollectorError(path, f"cannot read as UTF-8 text: {exc}") from exc
     except json.JSONDecodeError as exc:
@@ -93,6 +93,14 @@ def _summary(label: str, kind: str, count: int, failures: int, total_ms: float, 
 def read(path: Path, warn: Callable[[str], None] | None = None, **_: object) -> dict[str, pa.Table]:
     """Read Locust JSON stats into whole-run and per-second `request_stats`, and per-second `load`."""
     path = Path(path)
+    try:
+        return _read(path)
+    except (TypeError, ValueError, AttributeError, pa.ArrowException) as exc:
+        # Keys are checked up front; a value of the wrong type (`"NaN"`, `"1,5"`, a list) shows up here.
+        raise CollectorError(path, f"a value is not the number Locust writes there ({exc}): expected Locust --json output") from exc
+
+
+def _read(path: Path) -> dict[str, pa.Table]:
     entries = _entries(path)
     stats: list[dict[str, object]] = []
     per_second: Counter = Counter()

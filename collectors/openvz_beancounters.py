@@ -83,7 +83,7 @@ def read(path: Path, host: str | None = None, ts: datetime | float | None = None
     """Read every container and snapshot of a beancounters file into `limits`."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise CollectorError(path, f"not UTF-8 text at byte {exc.start}: expected /proc/user_beancounters") from None
     except OSError as exc:

@@ -122,7 +122,7 @@ def read(path: Path, ts: datetime | float | None = None, host: str | None = None
     """Read one saved scrape into `host_metrics`."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise CollectorError(path, f"not UTF-8 text at byte {exc.start}: expected the Prometheus text format") from None
     except OSError as exc:

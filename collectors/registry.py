@@ -19,6 +19,7 @@ from collectors import (
     openvz_beancounters,
     prometheus_range,
     prometheus_text,
+    redis_info,
     sa_binary,
     sadf_csv,
     sadf_json,
@@ -29,6 +30,7 @@ from collectors import (
     tsung_dump,
     tsung_json,
     tsung_log,
+    varnishstat_json,
     vzlist,
 )
 from collectors.base import CollectorError
@@ -37,6 +39,7 @@ from collectors.base import CollectorError
 COLLECTORS: tuple[ModuleType, ...] = (
     jmeter_jtl, jmeter_xml, jmeter_summary, access_log, apache_status, awstats_data, openvz_beancounters, prometheus_range, prometheus_text, vzlist, sa_binary, sadf_csv, sadf_json, sadf_ppc, sadf_xml, sar_text, top_batch,
     tsung_log, tsung_json, tsung_dump, locust_csv, locust_failures, locust_json, edfi_events,
+    varnishstat_json, redis_info,
 )
 
 

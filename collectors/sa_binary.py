@@ -71,4 +71,6 @@ def read(path: Path, tz: str = "UTC", host: str | None = None, warn: Callable[[s
         doc = json.loads(done.stdout)
     except json.JSONDecodeError as exc:
         raise CollectorError(path, f"sadf -j printed invalid JSON ({exc.msg})", exc.lineno) from exc
+    except UnicodeDecodeError as exc:  # damaged bytes in the file's host name or comments pass through sadf as they are
+        raise CollectorError(path, f"sadf -j printed bytes that are not UTF-8 at offset {exc.start}: the file is damaged") from exc
     return {"host_metrics": document_table(path, doc, tz, host, warn, name)}

@@ -70,7 +70,7 @@ def read(path: Path, tz: str = "UTC", host: str | None = None, warn: Callable[[s
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise CollectorError(path, f"unknown time zone {tz!r}") from exc
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise CollectorError(path, f"not UTF-8 text (byte {exc.start}): expected sadf -d output") from exc
     rows = sc.LongRows()

@@ -60,7 +60,7 @@ def read(path: Path, tz: str = "UTC", host: str | None = None, warn: Callable[[s
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise CollectorError(path, f"unknown time zone {tz!r}") from exc
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:
             doc = json.load(fh)
     except UnicodeDecodeError as exc:
         raise CollectorError(path, f"not UTF-8 text (byte {exc.start}): expected sadf -j JSON") from exc

@@ -51,7 +51,8 @@ def read(path: Path, tz: str = "UTC", host: str | None = None, warn: Callable[[s
     try:
         table = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(column_names=FIELDS),
+            # Single-threaded, so the invalid-row handler gets the row's number for the error.
+            read_options=pacsv.ReadOptions(column_names=FIELDS, use_threads=False),
             parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(column_types={f: pa.string() for f in FIELDS}),
         )

@@ -134,7 +134,7 @@ def read(path: Path, tz: str = "UTC", date: object = None, warn: Callable[[str],
     path = Path(path)
     tz = _zone(path, tz)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise CollectorError(path, f"not UTF-8 text (byte {exc.start}): expected sar text output") from exc
     except OSError as exc:

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from capacity.schema import conform
+from capacity.schema import conform, empty
 from collectors.base import CollectorError, first_lines
 
 name = "top_batch"
@@ -132,7 +132,7 @@ def read(path: Path, tz: str = "UTC", date: object = None, host: str | None = No
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise CollectorError(path, f"unknown time zone {tz!r}") from exc
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
         raise CollectorError(path, f"not UTF-8 text (byte {exc.start}): expected top -b output") from exc
     base = _given_date(path, date, warn)
@@ -223,6 +223,8 @@ def _host_table(metrics: dict[str, list], skip: int, tz: str, host: str, cpus: s
 
 def _process_table(procs: list[dict[str, object]], skip: int, tz: str, host: str) -> pa.Table:
     rows = [p for p in procs if p["frame"] >= skip]  # type: ignore[operator]
+    if not rows:  # cut before the first process row: the summary lines still count
+        return empty("processes")
     keys = [c for c in dict.fromkeys(k for p in rows for k in p) if c not in ("frame", "ts")]
     data: dict[str, object] = {"ts": _utc([p["ts"] for p in rows], tz), "host": [host] * len(rows)}  # type: ignore[misc]
     for key in keys:

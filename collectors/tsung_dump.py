@@ -127,7 +127,8 @@ def read_batches(path: Path, warn: Callable[[str], None] | None = None, **_: obj
     try:
         reader = pacsv.open_csv(
             path,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=BLOCK_SIZE),
+            # Single-threaded, so the invalid-row handler gets the row's number for the error.
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=BLOCK_SIZE, use_threads=False),
             parse_options=pacsv.ParseOptions(delimiter=";", quote_char=False, invalid_row_handler=invalid.handler),
             convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
         )
@@ -158,7 +159,7 @@ def _malformed(path: Path, exc: pa.ArrowInvalid, fields: int) -> CollectorError:
 
 def _fail(path: Path, rows: list[tuple[int | None, str]]) -> None:
     number, text = rows[0]
-    raise CollectorError(path, f"wrong number of `;`-separated fields in {text[:80]!r}", line=number + 1 if number is not None else None)
+    raise CollectorError(path, f"wrong number of `;`-separated fields in {text[:80]!r}", line=number)
 
 
 def _check_last(path: Path, rows: list[tuple[int | None, str]], warn: Callable[[str], None] | None) -> None:
@@ -169,7 +170,7 @@ def _check_last(path: Path, rows: list[tuple[int | None, str]], warn: Callable[[
             ends_with_newline = chunk.endswith(b"\n")
     total += 0 if ends_with_newline else 1
     number, text = rows[-1]
-    if len(rows) == 1 and not ends_with_newline and (number is None or number + 1 >= total):
+    if len(rows) == 1 and not ends_with_newline and (number is None or number >= total):
         if warn:
             warn(f"{path}:{total}: truncated last line skipped ({text[:60]!r})")
         return

@@ -36,7 +36,7 @@ def detect(path: Path) -> bool:
 
 def _load(path: Path, warn: Callable[[str], None] | None) -> dict:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise CollectorError(path, f"cannot read as UTF-8 text: {exc}") from exc
     try:

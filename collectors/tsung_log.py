@@ -82,7 +82,7 @@ def _parse(path: Path, warn: Callable[[str], None] | None) -> list[Block]:
     except OSError as exc:
         raise CollectorError(path, f"cannot read file: {exc}") from exc
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise CollectorError(path, f"not UTF-8 text at byte {exc.start}: expected a Tsung tsung.log") from exc
     lines = text.split("\n")

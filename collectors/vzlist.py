@@ -75,7 +75,7 @@ def read(path: Path, host: str | None = None, ts: datetime | float | None = None
     """Read a `vzlist -o` table into `limits` and, when it has LAVERAGE, `host_metrics`."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise CollectorError(path, f"not UTF-8 text at byte {exc.start}: expected vzlist output") from None
     except OSError as exc:

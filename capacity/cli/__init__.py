@@ -16,6 +16,7 @@ from capacity.cli.analysis import fit, plan, steps
 from capacity.cli.collect import collect
 from capacity.cli.common import BAD_INPUT, fail
 from capacity.cli.ingest import ingest
+from capacity.cli.report import compare, report
 from capacity.cli.runs import runs, stats, verify
 
 
@@ -39,7 +40,7 @@ def main() -> None:
     """Capacity analysis of load tests and server metrics for e-learning platforms."""
 
 
-for command in (ingest, runs, stats, verify, steps, fit, plan, collect):
+for command in (ingest, runs, stats, verify, steps, fit, plan, collect, report, compare):
     main.add_command(command)
 
 

@@ -206,20 +206,54 @@ def parse_slo(expressions: tuple[str, ...]) -> dict[str, float]:
     return out
 
 
+def _pool_plan(store: Store, runs: tuple[str, ...], users: int, slo: SLO, think_time_s: float | None, cpu_from: str, as_json: bool) -> None:
+    """`capacity plan --pool`: per-server balance of the run and the servers needed (capacity.analysis.balance)."""
+    from capacity.analysis.balance import balance_report, pool_plan
+
+    if len(runs) != 1:
+        fail("--pool sizes from one run holding every server's data")
+    try:
+        report = balance_report(store, runs[0], cpu_from=cpu_from)
+        doc = {"run": runs[0], "balance": report.as_dict(), "plan": pool_plan(report, users, think_time_s=think_time_s, cpu_target_pct=slo.cpu_pct)}
+    except ValueError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(doc)
+        return
+    cols = ["server", "requests", "rps", "requests_pct", "mean_ms", "cores_busy", "cpu_pct", "cpu_count", "utilisation_pct", "demand_core_s"]
+    print_table(f"Per-server balance of {runs[0]} ({report.attribution}; CPU from {report.cpu_from})", cols,
+                [[s[c] for c in cols] for s in doc["balance"]["servers"]])
+    p = doc["plan"]
+    print_table(f"Servers for {users:,} users (CPU <= {p['cpu_target_pct']:g} %, R {p['response_s'] * 1000:.0f} ms, Z {p['think_time_s']:g} s)",
+                ["cpu_count", "users_per_server", "servers", "added_to_pool", "demand_from"],
+                [[o[c] for c in ("cpu_count", "users_per_server", "servers", "added_to_pool", "demand_from")] for o in p["options"]])
+    click.echo(f"measured pool holds about {fmt(p['pool']['max_users'], 0)} users; {users:,} needs {fmt(p['cores_needed'], 1)} cores")
+    for w in report.warnings:
+        click.echo(f"warning: {w}")
+
+
 @click.command()
 @click.option("--users", type=int, required=True, help="Concurrent users to plan for.")
 @click.option("--run", "runs", multiple=True, required=True, help="Run(s) to take the model from (several: runs tagged `users`).")
 @click.option("--slo", "slo_exprs", multiple=True, help="SLO, e.g. p95<2s, errors<1%, cpu<80%, mem<90% (repeatable or comma-separated).")
 @click.option("--provider", "providers", multiple=True, type=click.Choice(["aws", "gcp", "azure"]), help="Only these providers.")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write the plan page (index.html, index.md, assets/) into this folder.")
+@click.option("--pool", is_flag=True, help="Size a pool of unequal servers from the run's per-server balance (requests and CPU per server).")
+@click.option("--cpu-from", type=click.Choice(["auto", "host", "processes"]), default="auto", show_default=True,
+              help="With --pool: per-server CPU from host metrics or from the summed process CPU of each host.")
 @store_option
 @json_option
 @_with(common[3:] + model_options[4:])
-def plan(users: int, runs: tuple[str, ...], slo_exprs: tuple[str, ...], providers: tuple[str, ...], store_dir: str | None, as_json: bool,
-         percentile_method: str, clock_offset: str, min_step_s: int, think_time_s: float | None, concurrency: str,
-         cpu_count: float | None, memory_gib: float | None) -> None:
+def plan(users: int, runs: tuple[str, ...], slo_exprs: tuple[str, ...], providers: tuple[str, ...], out_dir: str | None, pool: bool,
+         cpu_from: str, store_dir: str | None, as_json: bool, percentile_method: str, clock_offset: str, min_step_s: int,
+         think_time_s: float | None, concurrency: str, cpu_count: float | None, memory_gib: float | None) -> None:
     """What the deployment needs for USERS concurrent users: users per vCPU/GiB and servers per instance type."""
     store = Store.open(store_dir)
     slo = SLO(**parse_slo(slo_exprs))
+    if pool:
+        _pool_plan(store, runs, users, slo, think_time_s, cpu_from, as_json)
+        return
     model = _fit(store, runs, percentile_method, clock_offset, min_step_s, slo, think_time_s, concurrency, cpu_count, memory_gib)
     try:
         doc = make_plan(model, users, providers=providers or None)
@@ -228,6 +262,10 @@ def plan(users: int, runs: tuple[str, ...], slo_exprs: tuple[str, ...], provider
         fail(str(exc))
     doc = {"run": runs[0] if len(runs) == 1 else list(runs), "slo": slo.as_dict(), **doc,
            "allocations": grid.to_dict(orient="records")}
+    if out_dir:
+        from capacity.report.plan import build_plan_page, render_plan
+
+        click.echo(render_plan(build_plan_page(doc), out_dir), err=as_json)
     if as_json:
         print_json(doc)
         return

@@ -236,3 +236,81 @@ def prometheus(url: str, run: str, store_dir: str | None, tags: tuple[str, ...],
     click.echo(_summary_line("prometheus", run, summary, noun="requests answered"))
     if not summary.rows and summary.failed_polls and not summary.stopped_by:
         fail(f"no data from {url}: every request failed (see the gaps above)", BAD_INPUT)
+
+
+@collect.command()
+@click.argument("address")
+@_common
+@_loop_options
+@click.option("--host", default=None, help="Server name for the rows (default: the address's host).")
+@click.option("--password", envvar="REDISCLI_AUTH", default=None, help="AUTH password (default: $REDISCLI_AUTH, as redis-cli).")
+@click.option("--user", "username", default=None, help="ACL user name for AUTH (Redis 6+).")
+@click.option("--timeout", default=5.0, show_default=True, type=float, callback=_positive, help="Seconds to wait for one answer.")
+def redis(address: str, run: str, store_dir: str | None, tags: tuple[str, ...], flush_every: float, log_path: str | None,
+          interval: float, duration: float, retry_max: float, host: str | None, password: str | None, username: str | None,
+          timeout: float) -> None:
+    """Poll Redis INFO at ADDRESS (HOST:PORT) into host_metrics (clients, memory, ops/s, hit ratio, evictions, rejections)."""
+    from capacity.live import StopFlag, StoreSink, poll_loop, stop_on_signals
+    from capacity.live.redis import RedisInfoSource, name
+
+    tag_map = _pairs(tags, "--tag")
+    try:
+        source = RedisInfoSource(address, host=host, password=password, username=username, timeout=timeout)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="ADDRESS") from None
+    store = _open(store_dir, run)
+    reporter = _Reporter(log_path)
+    seen_restarts = 0
+
+    def on_event(event: Event) -> None:
+        nonlocal seen_restarts
+        reporter.event(event)
+        if source.restarts > seen_restarts:
+            seen_restarts = source.restarts
+            click.echo(f"capacity: {event.ts:%H:%M:%S} Redis restart detected (new run_id)", err=True)
+
+    sink = StoreSink(store, run, collector=name, location=f"redis://{source.address}", host=source.host, flush_every=flush_every,
+                     tags=tag_map, on_flush=reporter.flushed)
+    try:
+        with stop_on_signals(StopFlag()) as stop:
+            summary = poll_loop(source, sink, interval=interval, duration=duration, stop=stop, retry_max=retry_max, on_event=on_event)
+    finally:
+        source.close()
+        reporter.close()
+    click.echo(_summary_line("redis", run, summary, f"; {source.restarts} restart(s) detected"))
+
+
+@collect.command()
+@click.argument("url")
+@_common
+@_loop_options
+@click.option("--host", default=None, help="Host name for the rows (default: the URL's host).")
+@click.option("--kind", type=click.Choice(["auto", "health", "number", "prometheus"]), default="auto", show_default=True,
+              help="How to read a 2xx body: status only, a plain number, Prometheus text, or guessed from the body.")
+@click.option("--metric", default=None, help="Metric name for a plain-number body (default: app.<last path segment>).")
+@click.option("--timeout", default=5.0, show_default=True, type=float, callback=_positive, help="Seconds to wait for one answer.")
+def http(url: str, run: str, store_dir: str | None, tags: tuple[str, ...], flush_every: float, log_path: str | None,
+         interval: float, duration: float, retry_max: float, host: str | None, kind: str, metric: str | None, timeout: float) -> None:
+    """Poll an application check endpoint at URL into host_metrics: app.health (1/0), app.response_ms, and its numbers."""
+    from capacity.live import StopFlag, StoreSink, poll_loop, stop_on_signals
+    from capacity.live.http import HttpCheckSource, name
+
+    tag_map = _pairs(tags, "--tag")
+    source = HttpCheckSource(url, host=host, kind=kind, metric=metric, timeout=timeout)
+    store = _open(store_dir, run)
+    reporter = _Reporter(log_path)
+    sink = StoreSink(store, run, collector=name, location=source.url, host=source.host, flush_every=flush_every,
+                     tags=tag_map, on_flush=reporter.flushed)
+    try:
+        with stop_on_signals(StopFlag()) as stop:
+            summary = poll_loop(source, sink, interval=interval, duration=duration, stop=stop, retry_max=retry_max, on_event=reporter.event)
+        # Health = 0 rows of polls that failed up to the end have no later good poll to travel with.
+        leftover = source.drain()
+        if leftover:
+            sink.add(leftover)
+            sink.flush()
+            summary.rows = dict(sink.written)
+            summary.flushes = sink.flushes
+    finally:
+        reporter.close()
+    click.echo(_summary_line("http", run, summary, f"; {source.failures} poll(s) without an answer recorded as health 0"))
