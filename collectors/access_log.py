@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from capacity.schema import conform, empty
-from collectors.base import CollectorError, first_lines
+from collectors.base import CollectorError, csv_batches, ends_with_newline, first_lines
 
 name = "access_log"
 
@@ -245,16 +245,15 @@ def read_batches(path: Path, log_format: str | None = None, label_patterns: list
     except (pa.ArrowInvalid, OSError) as exc:
         raise CollectorError(path, f"cannot read as UTF-8 text lines (wrong encoding or binary data?): {exc}") from None
     line_no, skipped = 1, 0
-    ends_with_newline = _ends_with_newline(path)
+    complete = ends_with_newline(path)
     # A bad line ending a batch may be the truncated last line: known only once no batch follows.
     pending: tuple[int, str] | None = None
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            break
-        except pa.ArrowInvalid as exc:
-            raise CollectorError(path, f"not a text access log (wrong encoding or binary data): {exc}", line=line_no) from None
+
+    def not_text(exc: Exception) -> CollectorError:
+        # Called when the error happens: `line_no` is then the first line of the failing batch.
+        return CollectorError(path, f"not a text access log (wrong encoding or binary data): {exc}", line=line_no)
+
+    for batch in csv_batches(reader, not_text):
         if pending is not None:
             raise CollectorError(path, f"line does not match LogFormat {fmt!r}: {pending[1][:100]!r}", line=pending[0])
         lines = batch.column(0)
@@ -266,7 +265,7 @@ def read_batches(path: Path, log_format: str | None = None, label_patterns: list
         if len(bad):
             for index in bad.to_pylist():
                 text = lines[index].as_py()
-                if index == len(lines) - 1 and not ends_with_newline:
+                if index == len(lines) - 1 and not complete:
                     pending = (first + index, text)
                 elif bad_lines == "skip":
                     skipped += 1
@@ -285,15 +284,6 @@ def read_batches(path: Path, log_format: str | None = None, label_patterns: list
         warn(f"{path}:{pending[0]}: truncated last line skipped ({pending[1][:60]!r})")
     if skipped and warn:
         warn(f"{path}: {skipped} line(s) did not match LogFormat {fmt!r} and were skipped")
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        fh.seek(0, 2)
-        if fh.tell() == 0:
-            return True
-        fh.seek(-1, 2)
-        return fh.read(1) == b"\n"
 
 
 def read(path: Path, **options: object) -> dict[str, pa.Table]:

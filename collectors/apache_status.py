@@ -17,12 +17,12 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
 from capacity.schema import conform
-from collectors.base import CollectorError, head_text
+from collectors.base import CollectorError, check_zone, head_text, option_time, read_text
 
 name = "apache_status"
 
@@ -114,13 +114,6 @@ def _number(path: Path | None, key: str, value: str, line: int | None, cast: typ
         raise CollectorError(path or "<server-status>", f"{key}: expected a number, found {value!r}", line=line) from None
 
 
-def _zone(path: Path | None, tz: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise CollectorError(path or "<server-status>", f"unknown time zone {tz!r}") from None
-
-
 def apache_time(value: str, tz: str = "UTC") -> datetime | None:
     """Parse Apache's `Saturday, 21-Nov-2026 23:25:35 UTC`; None when the zone abbreviation is not `tz`'s.
 
@@ -137,14 +130,6 @@ def apache_time(value: str, tz: str = "UTC") -> datetime | None:
         return naive.replace(tzinfo=UTC)
     local = naive.replace(tzinfo=ZoneInfo(tz))
     return local.astimezone(UTC) if local.tzname() == abbr else None
-
-
-def _as_utc(ts: datetime | float | int | None) -> datetime | None:
-    if ts is None:
-        return None
-    if isinstance(ts, datetime):
-        return ts.astimezone(UTC) if ts.tzinfo else ts.replace(tzinfo=UTC)
-    return datetime.fromtimestamp(float(ts), UTC)
 
 
 def parse_snapshot(
@@ -210,7 +195,7 @@ def parse_snapshot(
             f"CurrentTime {current!r}: cannot tell its UTC offset; give the server's zone as the `tz` option",
             line=first_line,
         )
-    row["ts"] = when or _as_utc(ts)
+    row["ts"] = when or option_time(path or "<server-status>", ts)
     row["host"] = host or server_name
     return row
 
@@ -260,7 +245,7 @@ def _html_snapshot(text: str, path: Path, ts: datetime | float | None, host: str
     if m := grab(r"^Restart Time: (.+)$"):
         found["_restart_time"] = m.group(1).strip()
     server = re.search(r"Apache Server Status for ([^\s<(]+)", text)
-    found["ts"] = when or _as_utc(ts)
+    found["ts"] = when or option_time(path, ts)
     found["host"] = host or (server.group(1) if server else None)
     return found
 
@@ -338,13 +323,8 @@ def read(path: Path, ts: datetime | float | None = None, host: str | None = None
          max_workers: int | None = None, warn: Warn = None, **_: object) -> dict[str, pa.Table]:
     """Read a server-status file (one snapshot, a framed series, or the HTML page) into `web_status`."""
     path = Path(path)
-    _zone(path, tz)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CollectorError(path, f"not UTF-8 text at byte {exc.start}: expected server-status output") from None
-    except OSError as exc:
-        raise CollectorError(path, f"cannot read: {exc.strerror}") from None
+    check_zone(path, tz)
+    text = read_text(path, "server-status output")
     if HTML_MARK.search(text[:2048]):
         snaps = [_html_snapshot(text, path, ts, host, tz)]
     else:

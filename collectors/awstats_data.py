@@ -17,12 +17,12 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
 from capacity.schema import conform
-from collectors.base import CollectorError, first_lines
+from collectors.base import CollectorError, check_zone, first_lines
 
 name = "awstats_data"
 
@@ -164,10 +164,7 @@ def _general(path: Path, tokens: list[str], line: int, zone: ZoneInfo, base: dic
 def read(path: Path, tz: str = "UTC", **_: object) -> dict[str, pa.Table]:
     """Read every section of an AWStats data file into `web_traffic`."""
     path = Path(path)
-    try:
-        zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise CollectorError(path, f"unknown time zone {tz!r}") from None
+    zone = check_zone(path, tz)
     try:
         # AWStats writes bytes as they came from the log; Latin-1 never fails and keeps them.
         raw = path.read_bytes()

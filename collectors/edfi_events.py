@@ -18,17 +18,14 @@ empty `requests` table carrying the same metadata (for its latest run).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from capacity.schema import conform, empty
-from collectors.base import CollectorError, first_lines
+from collectors.base import CollectorError, check_zone, first_lines, read_csv_text
 
 name = "edfi_events"
 
@@ -58,17 +55,7 @@ def detect(path: Path) -> bool:
 
 
 def _read(path: Path, header: list[str]) -> pa.Table:
-    try:
-        return pacsv.read_csv(
-            path,
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False),
-            # Single-threaded, so pyarrow numbers the row of a parse error.
-            read_options=pacsv.ReadOptions(use_threads=False),
-        )
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        found = re.search(r"Row #(\d+)", str(exc))
-        raise CollectorError(path, f"malformed CSV export: {exc}", line=int(found.group(1)) if found else None) from exc
+    return read_csv_text(path, header, "CSV export")
 
 
 def _microseconds(path: Path, column: pa.Array, tz: str, what: str) -> pa.Array:
@@ -131,10 +118,7 @@ def _with_tags(table: pa.Table, tags: dict[str, object] | None) -> pa.Table:
 def read(path: Path, tz: str = "UTC", warn: Callable[[str], None] | None = None, **_: object) -> dict[str, pa.Table]:
     """Read an Events export into `requests` (with run tags from a sibling RunInfoes export)."""
     path = Path(path)
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise CollectorError(path, f"unknown time zone {tz!r}") from exc
+    check_zone(path, tz)
     kind = _kind(path)
     if kind is None:
         raise CollectorError(path, f"expected an Events export with header {','.join(EVENT_COLUMNS)} or a RunInfoes export", line=1)

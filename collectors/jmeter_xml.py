@@ -4,7 +4,10 @@ An expat push parser reads the file in chunks and builds no element tree,
 only the rows, so memory stays flat whatever the file size; rows leave in
 batches of `BATCH_ROWS`. Top-level `httpSample`/`sample`
 elements are samples (or Transaction Controller parents), nested ones are
-sub-results (embedded resources, redirects, transaction children).
+sub-results (embedded resources, redirects), except the children of a
+Transaction Controller parent: those are the requests the transaction is made
+of, so they stay `sample` rows (as in a CSV JTL) and the parent is reported as
+a `transaction`; nothing is counted twice within a row kind.
 See FORMATS.md 3.2 for the attributes.
 """
 
@@ -89,7 +92,7 @@ def _type_of(column: str) -> pa.DataType:
     return {"ts": pa.timestamp("ms", tz="UTC"), "success": pa.bool_()}.get(column, pa.string())
 
 
-def _row(path: Path, attrib: dict[str, str], depth: int, line: int | None) -> dict[str, object]:
+def _row(path: Path, attrib: dict[str, str], parent_kind: str | None, line: int | None) -> dict[str, object]:
     row: dict[str, object] = {}
     try:
         row["ts"] = int(attrib["ts"])
@@ -108,7 +111,7 @@ def _row(path: Path, attrib: dict[str, str], depth: int, line: int | None) -> di
         raise CollectorError(path, f"sample without the {exc.args[0]!r} attribute", line=line) from exc
     except ValueError as exc:
         raise CollectorError(path, f"non-numeric attribute value: {exc}", line=line) from exc
-    if depth > 1:
+    if parent_kind is not None and parent_kind != "transaction":
         row["row_kind"] = "subresult"
     elif str(row.get("message") or "").startswith(TX_PREFIX):
         row["row_kind"] = "transaction"
@@ -141,7 +144,8 @@ class _Parser:
             if tag != "testResults":
                 raise CollectorError(self.path, f"root element is <{tag}>, expected <testResults>", line=self.expat.CurrentLineNumber)
         elif tag in SAMPLE_TAGS:
-            row = _row(self.path, attrib, len(self.stack) + 1, self.expat.CurrentLineNumber)
+            parent_kind = str(self.stack[-1]["row_kind"]) if self.stack else None
+            row = _row(self.path, attrib, parent_kind, self.expat.CurrentLineNumber)
             self.open_rows.append(row)
             self.stack.append(row)
 

@@ -29,16 +29,14 @@ cumulative since start (`locust-bucketed-cumulative`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
-from capacity.schema import conform, empty
-from collectors.base import CollectorError, first_lines
+from capacity.schema import conform
+from collectors.base import CollectorError, first_lines, read_csv_text, rows_table
 
 name = "locust_csv"
 
@@ -85,17 +83,8 @@ def detect(path: Path) -> bool:
 
 def _read_csv(path: Path) -> dict[str, pa.Array]:
     """Columns under their canonical alias, numbers as float64 with `N/A` as null."""
-    try:
-        table = pacsv.read_csv(
-            path,
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=False, auto_dict_encode=False),
-            # Single-threaded, so pyarrow numbers the row of a parse error.
-            read_options=pacsv.ReadOptions(autogenerate_column_names=False, use_threads=False),
-        )
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        found = re.search(r"Row #(\d+)", str(exc))
-        raise CollectorError(path, f"malformed Locust CSV: {exc}", line=int(found.group(1)) if found else None) from exc
+    # No column is forced to text: numbers are inferred, a column pyarrow cannot decode comes back as binary.
+    table = read_csv_text(path, (), "Locust CSV")
     # pyarrow infers `binary` for a column that is not valid UTF-8 (a Latin-1 label).
     for field in table.schema:
         if pa.types.is_binary(field.type):
@@ -214,24 +203,7 @@ def _history(path: Path, cols: dict[str, pa.Array]) -> dict[str, pa.Table]:
         row.update({k: r[k] for k in r if k.startswith("p") and k.endswith("_ms")})
         stats.append(row)
         last[r["label"]] = (count, errors, count * mean, r["ts"])
-    return {"request_stats": _with_metadata(_table(stats, "request_stats")), "load": _table(load, "load")}
-
-
-def _table(rows: list[dict[str, object]], kind: str) -> pa.Table:
-    if not rows:
-        return empty(kind)
-    spec = empty(kind).schema
-    cols = {}
-    for column in spec.names:
-        values = [r.get(column) for r in rows]
-        if column == "source" or all(v is None for v in values):
-            continue
-        if column in ("ts", "window_start", "window_end"):
-            cols[column] = pa.array(values, pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
-        else:
-            cols[column] = pa.array(values, spec.field(column).type)
-    cols["source"] = pa.array([name] * len(rows), pa.string())
-    return conform(pa.table(cols), kind)
+    return {"request_stats": _with_metadata(rows_table(stats, "request_stats", name)), "load": rows_table(load, "load", name)}
 
 
 def read(path: Path, warn: Callable[[str], None] | None = None, **_: object) -> dict[str, pa.Table]:

@@ -9,15 +9,13 @@ traceback a quoted multi-line field). The label is `<Method> <Name>`, as in the
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from capacity.schema import conform
-from collectors.base import CollectorError, first_lines
+from collectors.base import CollectorError, first_lines, read_csv_text
 
 name = "locust_failures"
 
@@ -80,19 +78,9 @@ def read(path: Path, **_: object) -> dict[str, pa.Table]:
     kind = _kind(path)
     if kind is None:
         raise CollectorError(path, f"expected a header starting {HEADS['failure']!r} or {HEADS['exception']!r}", line=1)
-    try:
-        # Read every column as text: pyarrow would otherwise turn First Seen into its own timestamps.
-        known = ("Method", "Name", "Error", "Occurrences", "First Seen", "Last Seen", "Count", "Message", "Traceback", "Nodes")
-        table = pacsv.read_csv(
-            path,
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(known, pa.string()), strings_can_be_null=False),
-            # Single-threaded, so pyarrow numbers the row of a parse error.
-            read_options=pacsv.ReadOptions(use_threads=False),
-        )
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        found = re.search(r"Row #(\d+)", str(exc))
-        raise CollectorError(path, f"malformed Locust CSV: {exc}", line=_line_of_record(path, int(found.group(1))) if found else None) from exc
+    # Read every column as text: pyarrow would otherwise turn First Seen into its own timestamps.
+    known = ("Method", "Name", "Error", "Occurrences", "First Seen", "Last Seen", "Count", "Message", "Traceback", "Nodes")
+    table = read_csv_text(path, known, "Locust CSV", line_of=lambda row: _line_of_record(path, row))
     n = table.num_rows
     if kind == "failure":
         method = _text(table, "Method")

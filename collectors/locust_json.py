@@ -24,8 +24,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from capacity.schema import conform, empty
-from collectors.base import CollectorError, head_text
+from collectors.base import CollectorError, head_text, read_text, rows_table
 
 name = "locust_json"
 
@@ -55,10 +54,9 @@ def percentile(histogram: dict[float, int], count: int, p: float) -> float | Non
 
 
 def _entries(path: Path) -> list[dict]:
+    text = read_text(path, "Locust --json output")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CollectorError(path, f"cannot read as UTF-8 text: {exc}") from exc
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CollectorError(path, f"invalid JSON ({exc.msg}): expected Locust --json output", line=exc.lineno) from exc
     if not isinstance(data, list):
@@ -137,22 +135,5 @@ def _read(path: Path) -> dict[str, pa.Table]:
                               total["content"], min(starts, default=0.0), max(lasts, default=0.0), merged))
     seconds = sorted(set(per_second) | set(fails_per_second))
     load = [{"ts": (s + 1) * 1000, "rps": float(per_second.get(s, 0)), "errors_per_s": float(fails_per_second.get(s, 0))} for s in seconds]
-    out = _table(stats, "request_stats")
-    return {"request_stats": out.replace_schema_metadata(METADATA), "load": _table(load, "load")}
-
-
-def _table(rows: list[dict[str, object]], kind: str) -> pa.Table:
-    if not rows:
-        return empty(kind)
-    spec = empty(kind).schema
-    cols = {}
-    for column in spec.names:
-        values = [r.get(column) for r in rows]
-        if column == "source" or all(v is None for v in values):
-            continue
-        if column in ("ts", "window_start", "window_end"):
-            cols[column] = pa.array(values, pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
-        else:
-            cols[column] = pa.array(values, spec.field(column).type)
-    cols["source"] = pa.array([name] * len(rows), pa.string())
-    return conform(pa.table(cols), kind)
+    out = rows_table(stats, "request_stats", name)
+    return {"request_stats": out.replace_schema_metadata(METADATA), "load": rows_table(load, "load", name)}

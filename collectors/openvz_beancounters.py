@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from capacity.schema import conform
-from collectors.base import CollectorError, first_lines
+from collectors.base import CollectorError, first_lines, option_time, read_text
 
 name = "openvz_beancounters"
 
@@ -82,14 +82,9 @@ def read(path: Path, host: str | None = None, ts: datetime | float | None = None
          **_: object) -> dict[str, pa.Table]:
     """Read every container and snapshot of a beancounters file into `limits`."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CollectorError(path, f"not UTF-8 text at byte {exc.start}: expected /proc/user_beancounters") from None
-    except OSError as exc:
-        raise CollectorError(path, f"cannot read: {exc.strerror}") from None
+    text = read_text(path, "/proc/user_beancounters")
     host = host or path.stem
-    option_ts = ts if isinstance(ts, datetime) or ts is None else datetime.fromtimestamp(float(ts), UTC)
+    option_ts = option_time(path, ts)
     frame_ts: datetime | None = None
     current_ts: datetime | None = None
     container: str | None = None

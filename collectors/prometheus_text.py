@@ -27,7 +27,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from capacity.schema import conform, empty
-from collectors.base import CollectorError, first_lines
+from collectors.base import CollectorError, first_lines, option_time, read_text
 from collectors.prometheus_range import vocabulary_name
 
 name = "prometheus_text"
@@ -121,20 +121,12 @@ def parse_text(text: str, ts: datetime, host: str, path: Path | str = "<scrape>"
 def read(path: Path, ts: datetime | float | None = None, host: str | None = None, warn: Warn = None, **_: object) -> dict[str, pa.Table]:
     """Read one saved scrape into `host_metrics`."""
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CollectorError(path, f"not UTF-8 text at byte {exc.start}: expected the Prometheus text format") from None
-    except OSError as exc:
-        raise CollectorError(path, f"cannot read: {exc.strerror}") from None
-    if ts is None:
+    text = read_text(path, "the Prometheus text format")
+    when = option_time(path, ts)
+    if when is None:
         when = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         if warn:
             warn(f"{path}: no `ts` option; samples without a timestamp take the file's modification time {when.isoformat()}")
-    elif isinstance(ts, datetime):
-        when = ts.astimezone(UTC) if ts.tzinfo else ts.replace(tzinfo=UTC)
-    else:
-        when = datetime.fromtimestamp(float(ts), UTC)
     # node_exporter names its machine in node_uname_info; better than a file name.
     uname = re.search(r'^node_uname_info\{[^}]*nodename="([^"]+)"', text, re.M)
     table = parse_text(text, when, host or (uname.group(1) if uname else path.stem), path)

@@ -28,7 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from capacity.schema import conform
-from collectors.base import CollectorError, first_lines
+from collectors.base import CollectorError, first_lines, option_time, read_text
 
 name = "redis_info"
 
@@ -211,19 +211,9 @@ def to_table(path: Path | str, snaps: list[Snapshot], host: str, lifetime_if_alo
 def read(path: Path, host: str | None = None, ts: datetime | float | None = None, warn: Warn = None, **_: object) -> dict[str, pa.Table]:
     """Read redis-cli INFO snapshots into `host_metrics` (host: the `host` option, else `redis`)."""
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CollectorError(path, f"not UTF-8 text at byte {exc.start}: expected redis-cli INFO output") from None
-    except OSError as exc:
-        raise CollectorError(path, f"cannot read: {exc.strerror}") from None
+    text = read_text(path, "redis-cli INFO output")
     snaps = parse(path, text)
-    if isinstance(ts, datetime):
-        fallback: datetime | None = ts.astimezone(UTC) if ts.tzinfo else ts.replace(tzinfo=UTC)
-    elif ts is not None:
-        fallback = datetime.fromtimestamp(float(ts), UTC)
-    else:
-        fallback = None
+    fallback = option_time(path, ts)
     if fallback is None and len(snaps) == 1 and "server_time_usec" not in snaps[0].fields and snaps[0].frame_ts is None:
         fallback = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         if warn:

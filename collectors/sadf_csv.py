@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 
 from collectors import sysstat_columns as sc
-from collectors.base import CollectorError, first_lines
+from collectors.base import CollectorError, check_zone, first_lines, read_text
 
 name = "sadf_csv"
 
@@ -65,14 +64,8 @@ def read(path: Path, tz: str = "UTC", host: str | None = None, warn: Callable[[s
          **_: object) -> dict[str, pa.Table]:
     """Read `sadf -d` output into `host_metrics`."""
     path = Path(path)
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise CollectorError(path, f"unknown time zone {tz!r}") from exc
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CollectorError(path, f"not UTF-8 text (byte {exc.start}): expected sadf -d output") from exc
+    check_zone(path, tz)
+    text = read_text(path, "sadf -d output")
     rows = sc.LongRows()
     local: list[bool] = []
     cpus: set[str] = set()

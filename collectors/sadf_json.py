@@ -14,12 +14,11 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 
 from collectors import sysstat_columns as sc
-from collectors.base import CollectorError, head_text
+from collectors.base import CollectorError, check_zone, head_text, read_text
 
 name = "sadf_json"
 
@@ -55,15 +54,10 @@ def read(path: Path, tz: str = "UTC", host: str | None = None, warn: Callable[[s
          **_: object) -> dict[str, pa.Table]:
     """Read `sadf -j` output into `host_metrics`."""
     path = Path(path)
+    check_zone(path, tz)
+    text = read_text(path, "sadf -j JSON")
     try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise CollectorError(path, f"unknown time zone {tz!r}") from exc
-    try:
-        with open(path, encoding="utf-8-sig") as fh:
-            doc = json.load(fh)
-    except UnicodeDecodeError as exc:
-        raise CollectorError(path, f"not UTF-8 text (byte {exc.start}): expected sadf -j JSON") from exc
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CollectorError(path, f"invalid JSON ({exc.msg}, column {exc.colno}): expected sadf -j output", exc.lineno) from exc
     return {"host_metrics": document_table(path, doc, tz, host, warn, name)}

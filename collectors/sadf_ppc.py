@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pyarrow as pa
@@ -20,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from collectors import sysstat_columns as sc
-from collectors.base import CollectorError, first_lines
+from collectors.base import CollectorError, check_zone, first_lines
 
 name = "sadf_ppc"
 
@@ -38,10 +37,7 @@ def read(path: Path, tz: str = "UTC", host: str | None = None, warn: Callable[[s
          **_: object) -> dict[str, pa.Table]:
     """Read `sadf -p` output into `host_metrics`."""
     path = Path(path)
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise CollectorError(path, f"unknown time zone {tz!r}") from exc
+    check_zone(path, tz)
     bad: list[tuple[int | None, str]] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:

@@ -12,12 +12,11 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 
 from collectors import sysstat_columns as sc
-from collectors.base import CollectorError, head_text
+from collectors.base import CollectorError, check_zone, head_text
 from collectors.sadf_json import timestamp_ms
 
 name = "sadf_xml"
@@ -37,10 +36,7 @@ def read(path: Path, tz: str = "UTC", host: str | None = None, warn: Callable[[s
          **_: object) -> dict[str, pa.Table]:
     """Read `sadf -x` output into `host_metrics`."""
     path = Path(path)
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise CollectorError(path, f"unknown time zone {tz!r}") from exc
+    check_zone(path, tz)
     rows = sc.StructuredRows()
     info: dict[str, object] = {"host": None, "cpu_count": None}
     stack: list[str] = []

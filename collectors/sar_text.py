@@ -11,17 +11,15 @@ after interval). Times carry no zone: they are read in the `tz` option's zone.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pyarrow as pa
 
 from collectors import sysstat_columns as sc
-from collectors.base import CollectorError, first_lines, head_text
+from collectors.base import CollectorError, check_zone, first_lines, given_date, head_text, read_text
 
 name = "sar_text"
 
@@ -52,10 +50,7 @@ def detect(path: Path) -> bool:
 def _zone(path: Path, tz: str) -> str:
     if re.fullmatch(r"[+-]\d\d:\d\d", tz):  # a fixed UTC offset, e.g. "+05:30"
         return tz
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise CollectorError(path, f"unknown time zone {tz!r}") from exc
+    check_zone(path, tz)
     return tz
 
 
@@ -75,18 +70,6 @@ def _parse_date(path: Path, text: str, day_first: bool, line: int) -> dt.date:
         return dt.date(year, a, b)
     except ValueError as exc:
         raise CollectorError(path, f"invalid report date {text!r}: {exc}", line) from exc
-
-
-def _given_date(path: Path, date: object, warn: Callable[[str], None] | None) -> dt.date:
-    if date:
-        try:
-            return dt.date.fromisoformat(str(date))
-        except ValueError as exc:
-            raise CollectorError(path, f"option date={date!r} is not YYYY-MM-DD") from exc
-    day = dt.date.fromtimestamp(os.path.getmtime(path))
-    if warn:
-        warn(f"{path}: no sar header line; dates taken from the file's modification date {day} (give date=YYYY-MM-DD)")
-    return day
 
 
 class _Block:
@@ -133,12 +116,7 @@ def read(path: Path, tz: str = "UTC", date: object = None, warn: Callable[[str],
     """Read a sar text report into `host_metrics` (host and CPU count in the schema metadata)."""
     path = Path(path)
     tz = _zone(path, tz)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CollectorError(path, f"not UTF-8 text (byte {exc.start}): expected sar text output") from exc
-    except OSError as exc:
-        raise CollectorError(path, f"cannot read: {exc}") from exc
+    text = read_text(path, "sar text output")
     day_first = bool(re.search(r"\s\d+,\d\d(\s|$)", head_text(path)))
     rows = sc.LongRows()
     info: dict[str, object] = {"host": host, "cpu_count": None}
@@ -170,7 +148,7 @@ def read(path: Path, tz: str = "UTC", date: object = None, warn: Callable[[str],
                 continue
             raise CollectorError(path, f"expected a sar line starting with a time, an Average/Summary line or the report header, found {line[:60]!r}", number)
         if base is None:
-            base = _given_date(path, date, warn)
+            base = given_date(path, date, warn, "no sar header line")
         hour = int(m[1])
         if m[4]:
             hour = hour % 12 + (12 if m[4] == "PM" else 0)

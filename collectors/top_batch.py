@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from capacity.schema import conform, empty
-from collectors.base import CollectorError, first_lines
+from collectors.base import CollectorError, check_zone, first_lines, given_date, read_text
 
 name = "top_batch"
 
@@ -111,31 +109,13 @@ def _process(path: Path, names: list[str | None], line: str, number: int) -> dic
     return row
 
 
-def _given_date(path: Path, date: object, warn: Callable[[str], None] | None) -> dt.date:
-    if date:
-        try:
-            return dt.date.fromisoformat(str(date))
-        except ValueError as exc:
-            raise CollectorError(path, f"option date={date!r} is not YYYY-MM-DD") from exc
-    day = dt.date.fromtimestamp(os.path.getmtime(path))
-    if warn:
-        warn(f"{path}: top prints no date; using the file's modification date {day} (give date=YYYY-MM-DD)")
-    return day
-
-
 def read(path: Path, tz: str = "UTC", date: object = None, host: str | None = None,
          warn: Callable[[str], None] | None = None, keep_first: bool = False, **_: object) -> dict[str, pa.Table]:
     """Read top batch output or a copied top screen into `host_metrics` and `processes`."""
     path = Path(path)
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise CollectorError(path, f"unknown time zone {tz!r}") from exc
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as exc:
-        raise CollectorError(path, f"not UTF-8 text (byte {exc.start}): expected top -b output") from exc
-    base = _given_date(path, date, warn)
+    check_zone(path, tz)
+    lines = read_text(path, "top -b output").splitlines()
+    base = given_date(path, date, warn, "top prints no date")
     host_name = host or path.stem
     metrics: dict[str, list] = {"frame": [], "ts": [], "metric": [], "device": [], "value": []}
     procs: list[dict[str, object]] = []

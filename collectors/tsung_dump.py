@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from capacity.schema import conform, empty
-from collectors.base import CollectorError, first_lines
+from collectors.base import CollectorError, count_lines, csv_batches, ends_with_newline, first_lines
 
 name = "tsung_dump"
 
@@ -137,13 +137,7 @@ def read_batches(path: Path, warn: Callable[[str], None] | None = None, **_: obj
     pending: pa.RecordBatch | None = None
     # pyarrow reads ahead, so bad rows are judged at the end, before the last
     # batch goes out: a failure then aborts the whole ingest.
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            break
-        except pa.ArrowInvalid as exc:
-            raise _malformed(path, exc, len(names)) from exc
+    for batch in csv_batches(reader, lambda exc: _malformed(path, exc, len(names))):
         if pending is not None:
             yield "requests", _to_requests(path, pending)
         pending = batch if batch.num_rows else None
@@ -153,7 +147,7 @@ def read_batches(path: Path, warn: Callable[[str], None] | None = None, **_: obj
         yield "requests", _to_requests(path, pending)
 
 
-def _malformed(path: Path, exc: pa.ArrowInvalid, fields: int) -> CollectorError:
+def _malformed(path: Path, exc: Exception, fields: int) -> CollectorError:
     return CollectorError(path, f"malformed protocol dump ({exc}); expected {fields} `;`-separated fields with a numeric size and duration")
 
 
@@ -163,14 +157,9 @@ def _fail(path: Path, rows: list[tuple[int | None, str]]) -> None:
 
 
 def _check_last(path: Path, rows: list[tuple[int | None, str]], warn: Callable[[str], None] | None) -> None:
-    total, ends_with_newline = 0, True
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            total += chunk.count(b"\n")
-            ends_with_newline = chunk.endswith(b"\n")
-    total += 0 if ends_with_newline else 1
+    total, complete = count_lines(path), ends_with_newline(path)
     number, text = rows[-1]
-    if len(rows) == 1 and not ends_with_newline and (number is None or number >= total):
+    if len(rows) == 1 and not complete and (number is None or number >= total):
         if warn:
             warn(f"{path}:{total}: truncated last line skipped ({text[:60]!r})")
         return

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from collectors.base import CollectorError, head_text
+from collectors.base import CollectorError, head_text, read_text
 from collectors.tsung_log import Block, tables_from_blocks
 
 name = "tsung_json"
@@ -35,10 +35,7 @@ def detect(path: Path) -> bool:
 
 
 def _load(path: Path, warn: Callable[[str], None] | None) -> dict:
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CollectorError(path, f"cannot read as UTF-8 text: {exc}") from exc
+    text = read_text(path, "a Tsung JSON stats document")
     try:
         return json.loads(text)
     except json.JSONDecodeError as first:

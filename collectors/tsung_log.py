@@ -31,8 +31,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from capacity.schema import conform, empty
-from collectors.base import CollectorError, first_lines
+from collectors.base import CollectorError, first_lines, read_text, rows_table
 
 name = "tsung_log"
 
@@ -77,14 +76,7 @@ def _numbers(path: Path, text: str, lineno: int) -> tuple[float, ...]:
 
 
 def _parse(path: Path, warn: Callable[[str], None] | None) -> list[Block]:
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise CollectorError(path, f"cannot read file: {exc}") from exc
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CollectorError(path, f"not UTF-8 text at byte {exc.start}: expected a Tsung tsung.log") from exc
+    text = read_text(path, "a Tsung tsung.log")
     lines = text.split("\n")
     truncated = not text.endswith("\n")
     blocks: list[Block] = []
@@ -174,8 +166,17 @@ def _host(node: str) -> str:
 
 
 def read(path: Path, warn: Callable[[str], None] | None = None, **_: object) -> dict[str, pa.Table]:
-    """Read a tsung.log into windowed and whole-run `request_stats`, `load` and os_mon `host_metrics`."""
-    return tables_from_blocks(_parse(Path(path), warn), name)
+    """Read a tsung.log into windowed and whole-run `request_stats`, `load` and os_mon `host_metrics`.
+
+    Column-wise (`tsung_log_fast`) when the file is plainly well-formed, else line by line
+    (which names a bad line); both give the same tables.
+    """
+    from collectors import tsung_log_fast  # imports this module: loaded on first use
+
+    try:
+        return tsung_log_fast.read_tables(Path(path), warn)
+    except tsung_log_fast.Unsupported:
+        return tables_from_blocks(_parse(Path(path), warn), name)
 
 
 def tables_from_blocks(blocks: list[Block], source: str, start: int | None = None) -> dict[str, pa.Table]:
@@ -247,26 +248,8 @@ def tables_from_blocks(blocks: list[Block], source: str, start: int | None = Non
             "throughput_rps": count / float(run_end - run_start or 1),
         })
     return {
-        "request_stats": _table(stats, "request_stats", ("window_start", "window_end"), source),
-        "load": _table(load, "load", ("ts",), source),
-        "host_metrics": _table(hosts, "host_metrics", ("ts",), source),
+        "request_stats": rows_table(stats, "request_stats", source),
+        "load": rows_table(load, "load", source),
+        "host_metrics": rows_table(hosts, "host_metrics", source),
     }
 
-
-def _table(rows: list[dict[str, object]], kind: str, time_columns: tuple[str, ...], source: str) -> pa.Table:
-    if not rows:
-        return empty(kind)
-    spec = empty(kind).schema
-    columns = {}
-    for column in spec.names:
-        if column == "source":
-            continue
-        values = [r.get(column) for r in rows]
-        if all(v is None for v in values):
-            continue
-        if column in time_columns:
-            columns[column] = pa.array(values, pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
-        else:
-            columns[column] = pa.array(values, spec.field(column).type)
-    columns["source"] = pa.array([source] * len(rows), pa.string())
-    return conform(pa.table(columns), kind)

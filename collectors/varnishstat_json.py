@@ -29,12 +29,12 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
 from capacity.schema import conform
-from collectors.base import CollectorError, head_text
+from collectors.base import CollectorError, check_zone, head_text, read_text
 
 name = "varnishstat_json"
 
@@ -79,13 +79,6 @@ def detect(path: Path) -> bool:
     """A JSON object starting with varnishstat's `version`/`timestamp` keys and holding `MAIN.` counters."""
     head = head_text(path, 4096)
     return bool(DETECT.match(head)) and any(f'"{prefix}.' in head for prefix in ("MGT", "MAIN", "VBE"))
-
-
-def _zone(path: Path, tz: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise CollectorError(path, f"unknown time zone {tz!r}: expected an IANA name such as Europe/Paris") from None
 
 
 def _objects(path: Path, text: str) -> list[tuple[int, object]]:
@@ -133,7 +126,7 @@ def _snapshot(path: Path, obj: object, line: int, zone: ZoneInfo) -> Snapshot:
 
 def parse(path: Path, text: str, tz: str = "UTC") -> list[Snapshot]:
     """The snapshots of a varnishstat -j file (or concatenation), in file order."""
-    zone = _zone(path, tz)
+    zone = check_zone(path, tz)
     snaps = [_snapshot(path, obj, line, zone) for line, obj in _objects(path, text)]
     if not snaps:
         raise CollectorError(path, "empty file: expected varnishstat -j output")
@@ -223,12 +216,7 @@ def read(path: Path, tz: str = "UTC", host: str | None = None, warn: Warn = None
          probe_threshold: int = 3, **_: object) -> dict[str, pa.Table]:
     """Read varnishstat -j snapshots into `host_metrics` (host: the `host` option, else `varnish`)."""
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CollectorError(path, f"not UTF-8 text at byte {exc.start}: expected varnishstat -j JSON") from None
-    except OSError as exc:
-        raise CollectorError(path, f"cannot read: {exc.strerror}") from None
+    text = read_text(path, "varnishstat -j JSON")
     snaps = parse(path, text, tz)
     if len(snaps) == 1 and warn:
         warn(f"{path}: a single snapshot: rates are averages since the varnishd child started ({snaps[0][1]['MAIN.uptime']} s ago)")

@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from capacity.schema import conform
-from collectors.base import CollectorError, first_lines
+from collectors.base import CollectorError, first_lines, option_time, read_text
 from collectors.openvz_beancounters import reading, table_of
 
 name = "vzlist"
@@ -74,13 +74,8 @@ def read(path: Path, host: str | None = None, ts: datetime | float | None = None
          warn: Callable[[str], None] | None = None, **_: object) -> dict[str, pa.Table]:
     """Read a `vzlist -o` table into `limits` and, when it has LAVERAGE, `host_metrics`."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CollectorError(path, f"not UTF-8 text at byte {exc.start}: expected vzlist output") from None
-    except OSError as exc:
-        raise CollectorError(path, f"cannot read: {exc.strerror}") from None
-    when = ts if isinstance(ts, datetime) or ts is None else datetime.fromtimestamp(float(ts), UTC)
+    text = read_text(path, "vzlist output")
+    when = option_time(path, ts)
     header: list[str] | None = None
     limits: list[dict[str, object]] = []
     metrics: list[dict[str, object]] = []

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import APACHE, ApacheServer, NodeExporter, _start_apache, _stop, _wait_until_up, fetch, free_port
+from tests.servers import APACHE, ApacheServer, NodeExporter, _stop, _wait_until_up, fetch, free_port, running_apache
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMETHEUS_CONF = """\
@@ -55,12 +55,8 @@ def start_apache_again(server: ApacheServer) -> None:
 @pytest.fixture
 def stoppable_apache() -> Iterator[ApacheServer]:
     """An Apache of the test's own, which the test may stop and start again."""
-    server, root = _start_apache()
-    try:
+    with running_apache() as server:
         yield server
-    finally:
-        _stop(server.process)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,17 +191,25 @@ def _start_apache(max_workers: int = 100) -> tuple[ApacheServer, str]:
     return server, str(root)
 
 
+@contextmanager
+def running_apache(max_workers: int = 100) -> Iterator[ApacheServer]:
+    """An Apache of its own for the `with` block; then its current process is stopped and its folder removed."""
+    server, root = _start_apache(max_workers)
+    try:
+        yield server
+    finally:
+        # `server.process`, not the first one: a test may have restarted the server.
+        _stop(server.process)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def apache_server() -> Iterator[ApacheServer]:
     """A real Apache httpd (event MPM, mod_status, ExtendedStatus, `%D` access log) on 127.0.0.1."""
     if not (os.path.exists(APACHE) and os.path.isdir(APACHE_MODULES)):
         pytest.fail("apache2 is not installed: apt-get install apache2 (listed in requirements-apt.txt)")
-    server, root = _start_apache()
-    try:
+    with running_apache() as server:
         yield server
-    finally:
-        _stop(server.process)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass

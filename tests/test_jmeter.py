@@ -241,31 +241,40 @@ def test_unknown_zone_is_an_input_error():
 # --- XML JTL ---------------------------------------------------------------------------------
 
 
-def xml_attrs(file: Path) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """Independent reader: top-level and nested sample attributes by regex on the raw text."""
-    top, nested = [], []
-    for line in file.read_text().splitlines():
+def xml_rows(text: str) -> list[tuple[bool, bool, dict[str, str]]]:
+    """Independent reader, by regex on the raw text: (top-level?, child of a transaction?, attributes) in document order."""
+    rows, parent_is_tx = [], False
+    for line in text.splitlines():
         m = re.match(r"^( *)<(httpSample|sample) (.*?)/?>$", line)
         if m:
             attrs = dict(re.findall(r'(\w+)="([^"]*)"', m.group(3)))
-            (top if not m.group(1) else nested).append(attrs)
-    return top, nested
+            top = not m.group(1)
+            if top:
+                parent_is_tx = attrs.get("rm", "").startswith("Number of samples in transaction")
+            rows.append((top, not top and parent_is_tx, attrs))
+    return rows
 
 
 def test_xml_counts_kinds_and_values():
     table = jmeter_xml.read(XML / "xml-subresults-assertions.jtl")["requests"]
     conform(table, "requests")
     df = table.to_pandas()
-    top, nested = xml_attrs(XML / "xml-subresults-assertions.jtl")
-    assert (len(top), len(nested)) == (510, 356)
-    assert df["row_kind"].value_counts().to_dict() == {"sample": 456, "subresult": 356, "transaction": 54}
+    rows = xml_rows((XML / "xml-subresults-assertions.jtl").read_text())
+    top = [a for is_top, _, a in rows if is_top]
+    tx_children = [a for _, child_of_tx, a in rows if child_of_tx]
+    assert (len(top), len(rows) - len(top), len(tx_children)) == (510, 356, 108)
+    # children of a Transaction Controller parent are the requests it is made of: samples, not sub-results
+    assert df["row_kind"].value_counts().to_dict() == {"sample": 456 + 108, "subresult": 356 - 108, "transaction": 54}
     main = df[df["row_kind"] != "subresult"]
-    assert list(main["elapsed_ms"]) == [float(a["t"]) for a in top]
+    expected = [(is_top, a) for is_top, child_of_tx, a in rows if is_top or child_of_tx]
+    assert list(main["elapsed_ms"]) == [float(a["t"]) for _, a in expected]
     epoch_ms = (main["ts"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
-    assert list(epoch_ms) == [int(a["ts"]) for a in top]
+    assert list(epoch_ms) == [int(a["ts"]) for _, a in expected]
     assert main["ts"].iloc[0] == pd.Timestamp(int(top[0]["ts"]), unit="ms", tz="UTC")
-    # summariser: summary =    510 in  61.2s =    8.3/s Avg:    33 Min:     0 Max:   311 Err:    68
-    assert (len(main), round(main["elapsed_ms"].mean()), main["elapsed_ms"].min(), main["elapsed_ms"].max(), int((~main["success"]).sum())) == (510, 33, 0, 311, 68)
+    top_level = main[[is_top for is_top, _ in expected]]
+    # summariser (top-level results): summary =    510 in  61.2s =    8.3/s Avg:    33 Min:     0 Max:   311 Err:    68
+    assert (len(top_level), round(top_level["elapsed_ms"].mean()), top_level["elapsed_ms"].min(), top_level["elapsed_ms"].max(),
+            int((~top_level["success"]).sum())) == (510, 33, 0, 311, 68)
     assert set(df["generator"]) == {"vm"}
     assert df["url"].iloc[0] == "http://127.0.0.1:18082/"
 
@@ -279,7 +288,7 @@ def test_xml_assertion_failures_into_error():
     # success stays as JMeter wrote it; status and message are untouched
     assert not quiz["success"].any() and (quiz["status"] == "200").all() and (quiz["message"] == "OK").all()
     slow = failed[failed["label"] == "06 Recommendations"]
-    assert (slow["row_kind"] == "subresult").all() and slow["error"].str.startswith("The operation lasted too long").all()
+    assert (slow["row_kind"] == "sample").all() and slow["error"].str.startswith("The operation lasted too long").all()
 
 
 def test_xml_sample_variables_and_batches(tmp_path, monkeypatch):
@@ -298,8 +307,8 @@ def test_xml_truncated_file_keeps_complete_samples():
     df = jmeter_xml.read(XML / "truncated-mid-sample.jtl", warn=notes.append)["requests"].to_pandas()
     raw = (XML / "truncated-mid-sample.jtl").read_text()
     # every sample whose element was closed before the cut is kept, the open one is not
-    complete_top = raw[: raw.rfind("\n<httpSample")].count("\n<httpSample") + raw.count("\n<sample ")
-    assert (df["row_kind"] != "subresult").sum() == complete_top
+    complete = [r for r in xml_rows(raw[: raw.rfind("\n<httpSample")]) if r[0] or r[1]]
+    assert (df["row_kind"] != "subresult").sum() == len(complete)
     assert len(notes) == 1 and "mid-write" in notes[0]
 
 

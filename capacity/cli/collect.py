@@ -106,6 +106,29 @@ def _summary_line(what: str, run: str, summary: Summary, extra: str = "", noun: 
     return f"collect {what}: {good} {noun}, {rows} in {summary.flushes} flush(es) to run {run}; {gaps}{extra}; {ending}"
 
 
+def _restart_notices(reporter: _Reporter, source: Any, message: str) -> Callable[[Event], None]:
+    """The reporter's event handler, plus `message` on stderr each time `source.restarts` grows."""
+    seen = 0
+
+    def on_event(event: Event) -> None:
+        nonlocal seen
+        reporter.event(event)
+        if source.restarts > seen:
+            seen = source.restarts
+            click.echo(f"capacity: {event.ts:%H:%M:%S} {message}", err=True)
+
+    return on_event
+
+
+def _poll(source: Any, sink: Any, interval: float, duration: float, retry_max: float,
+          on_event: Callable[[Event], None]) -> Summary:
+    """Poll `source` into `sink` until `duration` ends or SIGINT/SIGTERM arrives."""
+    from capacity.live import StopFlag, poll_loop, stop_on_signals
+
+    with stop_on_signals(StopFlag()) as stop:
+        return poll_loop(source, sink, interval=interval, duration=duration, stop=stop, retry_max=retry_max, on_event=on_event)
+
+
 def _open(store_dir: str | None, run: str) -> Store:
     from capacity.store import Store, check_run_id
 
@@ -128,27 +151,18 @@ def collect() -> None:
 def apache(url: str, run: str, store_dir: str | None, tags: tuple[str, ...], flush_every: float, log_path: str | None,
            interval: float, duration: float, retry_max: float, host: str | None, max_workers: int | None, timeout: float) -> None:
     """Poll Apache's server-status?auto at URL into web_status (rates between polls, restarts flagged)."""
-    from capacity.live import StopFlag, StoreSink, poll_loop, stop_on_signals
+    from capacity.live import StoreSink
     from capacity.live.apache import ApacheStatusSource, name
 
     tag_map = _pairs(tags, "--tag")
     store = _open(store_dir, run)
     source = ApacheStatusSource(url, host=host, max_workers=max_workers, timeout=timeout)
     reporter = _Reporter(log_path)
-    seen_restarts = 0
-
-    def on_event(event: Event) -> None:
-        nonlocal seen_restarts
-        reporter.event(event)
-        if source.restarts > seen_restarts:
-            seen_restarts = source.restarts
-            click.echo(f"capacity: {event.ts:%H:%M:%S} server restart detected (counters or uptime went down)", err=True)
-
+    on_event = _restart_notices(reporter, source, "server restart detected (counters or uptime went down)")
     sink = StoreSink(store, run, collector=name, location=source.url, host=source.host, flush_every=flush_every,
                      tags=tag_map, on_flush=reporter.flushed)
     try:
-        with stop_on_signals(StopFlag()) as stop:
-            summary = poll_loop(source, sink, interval=interval, duration=duration, stop=stop, retry_max=retry_max, on_event=on_event)
+        summary = _poll(source, sink, interval, duration, retry_max, on_event)
     finally:
         reporter.close()
     click.echo(_summary_line("apache", run, summary, f"; {source.restarts} restart(s) detected"))
@@ -163,7 +177,7 @@ def apache(url: str, run: str, store_dir: str | None, tags: tuple[str, ...], flu
 def host(run: str, store_dir: str | None, tags: tuple[str, ...], flush_every: float, log_path: str | None,
          interval: float, duration: float, retry_max: float, host: str | None, processes: int) -> None:
     """Sample this machine with psutil into host_metrics (sar's metrics) and processes (top N by CPU)."""
-    from capacity.live import StopFlag, StoreSink, poll_loop, stop_on_signals
+    from capacity.live import StoreSink
     from capacity.live.host import HostSource, name
 
     tag_map = _pairs(tags, "--tag")
@@ -183,8 +197,7 @@ def host(run: str, store_dir: str | None, tags: tuple[str, ...], flush_every: fl
     sink = StoreSink(store, run, collector=name, location=f"host:{source.host}", host=source.host, flush_every=flush_every,
                      tags=tag_map, on_flush=on_flush)
     try:
-        with stop_on_signals(StopFlag()) as stop:
-            summary = poll_loop(source, sink, interval=interval, duration=duration, stop=stop, retry_max=retry_max, on_event=reporter.event)
+        summary = _poll(source, sink, interval, duration, retry_max, reporter.event)
     finally:
         reporter.close()
     click.echo(_summary_line("host", run, summary))
@@ -250,7 +263,7 @@ def redis(address: str, run: str, store_dir: str | None, tags: tuple[str, ...], 
           interval: float, duration: float, retry_max: float, host: str | None, password: str | None, username: str | None,
           timeout: float) -> None:
     """Poll Redis INFO at ADDRESS (HOST:PORT) into host_metrics (clients, memory, ops/s, hit ratio, evictions, rejections)."""
-    from capacity.live import StopFlag, StoreSink, poll_loop, stop_on_signals
+    from capacity.live import StoreSink
     from capacity.live.redis import RedisInfoSource, name
 
     tag_map = _pairs(tags, "--tag")
@@ -260,20 +273,11 @@ def redis(address: str, run: str, store_dir: str | None, tags: tuple[str, ...], 
         raise click.BadParameter(str(exc), param_hint="ADDRESS") from None
     store = _open(store_dir, run)
     reporter = _Reporter(log_path)
-    seen_restarts = 0
-
-    def on_event(event: Event) -> None:
-        nonlocal seen_restarts
-        reporter.event(event)
-        if source.restarts > seen_restarts:
-            seen_restarts = source.restarts
-            click.echo(f"capacity: {event.ts:%H:%M:%S} Redis restart detected (new run_id)", err=True)
-
+    on_event = _restart_notices(reporter, source, "Redis restart detected (new run_id)")
     sink = StoreSink(store, run, collector=name, location=f"redis://{source.address}", host=source.host, flush_every=flush_every,
                      tags=tag_map, on_flush=reporter.flushed)
     try:
-        with stop_on_signals(StopFlag()) as stop:
-            summary = poll_loop(source, sink, interval=interval, duration=duration, stop=stop, retry_max=retry_max, on_event=on_event)
+        summary = _poll(source, sink, interval, duration, retry_max, on_event)
     finally:
         source.close()
         reporter.close()
@@ -292,7 +296,7 @@ def redis(address: str, run: str, store_dir: str | None, tags: tuple[str, ...], 
 def http(url: str, run: str, store_dir: str | None, tags: tuple[str, ...], flush_every: float, log_path: str | None,
          interval: float, duration: float, retry_max: float, host: str | None, kind: str, metric: str | None, timeout: float) -> None:
     """Poll an application check endpoint at URL into host_metrics: app.health (1/0), app.response_ms, and its numbers."""
-    from capacity.live import StopFlag, StoreSink, poll_loop, stop_on_signals
+    from capacity.live import StoreSink
     from capacity.live.http import HttpCheckSource, name
 
     tag_map = _pairs(tags, "--tag")
@@ -302,8 +306,7 @@ def http(url: str, run: str, store_dir: str | None, tags: tuple[str, ...], flush
     sink = StoreSink(store, run, collector=name, location=source.url, host=source.host, flush_every=flush_every,
                      tags=tag_map, on_flush=reporter.flushed)
     try:
-        with stop_on_signals(StopFlag()) as stop:
-            summary = poll_loop(source, sink, interval=interval, duration=duration, stop=stop, retry_max=retry_max, on_event=reporter.event)
+        summary = _poll(source, sink, interval, duration, retry_max, reporter.event)
         # Health = 0 rows of polls that failed up to the end have no later good poll to travel with.
         leftover = source.drain()
         if leftover:

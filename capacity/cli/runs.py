@@ -41,14 +41,16 @@ def runs(store_dir: str | None, as_json: bool) -> None:
               help="linear: interpolation between closest ranks (numpy default); nearest: nearest-rank value.")
 def stats(run: str, store_dir: str | None, as_json: bool, percentile_method: str) -> None:
     """Per-label request statistics of RUN, exact, computed over the stored Parquet."""
-    from capacity.analysis.stats import STAT_KEYS, label_stats
+    from capacity.analysis.stats import STAT_KEYS, label_stats, summary_stats
     from capacity.store import Store
 
     store = Store.open(store_dir)
     store.run(run)
     con = store.connect([run])
     try:
-        result = label_stats(con, run, percentile_method)
+        # Raw samples give exact statistics; a run holding only the tools' summaries reports those.
+        has_samples = con.execute("SELECT count(*) FROM requests WHERE run_id = ?", [run]).fetchone()[0]
+        result = label_stats(con, run, percentile_method) if has_samples else summary_stats(con, run)
     finally:
         con.close()
     if as_json:
@@ -60,9 +62,11 @@ def stats(run: str, store_dir: str | None, as_json: bool, percentile_method: str
     if result["overall"]:
         rows.append(["OVERALL (samples)", "sample", *(result["overall"][k] for k in STAT_KEYS)])
     span = result["span_s"]
-    title = f"Run {run}: request statistics (percentiles: {percentile_method} interpolation" + (
-        f"; throughput over {span:,.1f} s)" if span else ")"
-    )
+    if result.get("basis") == "summaries":
+        title = f"Run {run}: the load tool's own summaries (no raw samples; percentiles: {result['percentile_method']})"
+    else:
+        title = f"Run {run}: request statistics (percentiles: {percentile_method} interpolation" + (
+            f"; throughput over {span:,.1f} s)" if span else ")")
     print_table(title, columns, rows, {"error_pct": lambda v: f"{v:.2f}" if v is not None else "-",
                                        "throughput_rps": lambda v: f"{v:.2f}" if v is not None else "-"})
 
