@@ -110,7 +110,10 @@ def step_table(con: duckdb.DuckDBPyConnection, run: str, steps: list[Step], meth
 
     Request figures come from `sample` rows starting inside the step, computed
     by DuckDB (exact percentiles, `method` as in `stats`); throughput is the
-    count over the step's duration. Server figures are the means of the
+    count over the step's duration. A run without raw samples (Locust history,
+    Tsung intervals) takes them from the tool's windowed summaries lying inside
+    the step: counts and errors add, means weigh by count, and percentiles stay
+    null because summaries cannot give them. Server figures are the means of the
     readings inside the step after shifting server clocks by `offset_s`: CPU
     busy % and the other host columns of the busiest host (highest CPU),
     `busy_workers`/`max_workers` from `web_status` when present.
@@ -148,6 +151,8 @@ def step_table(con: duckdb.DuckDBPyConnection, run: str, steps: list[Step], meth
             "WHERE r.run_id = ? AND r.row_kind = 'sample' GROUP BY s.step",
             [run],
         ).df()
+        if req.empty:
+            req = _summary_means(con, run)
         host = _host_means(con, run, frame, offset_s)
         web = _web_means(con, run, frame, offset_s)
     finally:
@@ -163,6 +168,20 @@ def step_table(con: duckdb.DuckDBPyConnection, run: str, steps: list[Step], meth
         if c not in out:
             out[c] = np.nan
     return out[list(STEP_COLUMNS)]
+
+
+def _summary_means(con: duckdb.DuckDBPyConnection, run: str) -> pd.DataFrame:
+    """Per-step requests, errors and mean from windowed `request_stats` (the tool's total rows when it wrote them)."""
+    return con.execute(
+        "WITH w AS (SELECT * FROM request_stats WHERE run_id = ? AND window_start IS NOT NULL AND window_end IS NOT NULL), "
+        "picked AS (SELECT * FROM w WHERE row_kind = 'total' "
+        "  OR (coalesce(row_kind, 'sample') = 'sample' AND NOT EXISTS (SELECT 1 FROM w WHERE row_kind = 'total'))) "
+        "SELECT s.step, sum(p.count)::BIGINT AS requests, coalesce(sum(p.errors), 0)::BIGINT AS errors, "
+        "sum(p.count * p.mean_ms) / nullif(sum(p.count) FILTER (WHERE p.mean_ms IS NOT NULL), 0) AS mean_ms "
+        "FROM picked p JOIN _steps s ON epoch_ms(p.window_start) >= s.start_ms AND epoch_ms(p.window_end) <= s.end_ms "
+        "GROUP BY s.step",
+        [run],
+    ).df()
 
 
 def _host_means(con: duckdb.DuckDBPyConnection, run: str, frame: pd.DataFrame, offset_s: float) -> pd.DataFrame:
