@@ -61,9 +61,10 @@ def _commands(cmd: click.Command, names: tuple[str, ...], parent: click.Context 
     ctx = click.Context(cmd, info_name=names[-1], parent=parent, **cmd.context_settings)
     yield names, cmd, ctx
     if isinstance(cmd, click.Group):
-        for sub_name in sorted(cmd.commands):
-            sub = cmd.commands[sub_name]
-            if not sub.hidden:
+        # list_commands/get_command, not .commands: the top-level group loads its commands lazily.
+        for sub_name in sorted(cmd.list_commands(ctx)):
+            sub = cmd.get_command(ctx, sub_name)
+            if sub is not None and not sub.hidden:
                 yield from _commands(sub, (*names, sub_name), ctx)
 
 
@@ -124,7 +125,7 @@ def cli_markdown(main: click.Command | None = None) -> str:
         if opts:
             out += ["Options:", "", *(_param_line(p, ctx) for p in opts), ""]
         if isinstance(cmd, click.Group):
-            subs = [n for n in sorted(cmd.commands) if not cmd.commands[n].hidden]
+            subs = [n for n in sorted(cmd.list_commands(ctx)) if not cmd.get_command(ctx, n).hidden]
             out += ["Commands: " + ", ".join(f"[`{full} {s}`](#{'-'.join((*names, s))})" for s in subs), ""]
     return "\n".join(out).rstrip() + "\n"
 

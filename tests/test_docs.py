@@ -30,7 +30,9 @@ def _sections(markdown: str) -> dict[str, str]:
 def _walk(cmd: click.Command, name: str = "capacity"):
     yield name, cmd
     if isinstance(cmd, click.Group):
-        for sub_name, sub in cmd.commands.items():
+        ctx = click.Context(cmd, info_name=name)
+        for sub_name in cmd.list_commands(ctx):  # the top-level group loads its commands lazily
+            sub = cmd.get_command(ctx, sub_name)
             if not sub.hidden:
                 yield from _walk(sub, f"{name} {sub_name}")
 

@@ -224,6 +224,6 @@ def join_parts(parts: list[pd.Series | pd.DataFrame]) -> pd.DataFrame:
     """Series and frames on one time grid side by side, in time order, the index named `ts` (empty if none)."""
     if not parts:
         return pd.DataFrame()
-    out = pd.concat(parts, axis=1).sort_index()
+    out = pd.concat(parts, axis=1, sort=True).sort_index()
     out.index.name = "ts"
     return out

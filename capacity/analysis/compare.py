@@ -450,7 +450,12 @@ def run_hardware(con: duckdb.DuckDBPyConnection, run: str, hosts: list[dict[str,
 
 
 def web_traffic_summary(con: duckdb.DuckDBPyConnection, run: str, n: int = 10) -> dict[str, pd.DataFrame]:
-    """AWStats figures of `run`: the hour-of-day profile (`TIME`, summed over periods) and the `n` most requested pages (`SIDER`)."""
+    """AWStats figures of `run`: traffic per day (`DAY`), the hour-of-day profile (`TIME`, summed over periods) and the `n` most requested pages (`SIDER`)."""
+    days = con.execute(
+        "SELECT key AS day, sum(pages) AS pages, sum(hits) AS hits, sum(bandwidth_bytes) AS bandwidth_bytes, sum(visits) AS visits "
+        "FROM web_traffic WHERE run_id = ? AND section = 'DAY' GROUP BY key ORDER BY key",
+        [run],
+    ).df()
     hours = con.execute(
         "SELECT key AS hour, sum(pages) AS pages, sum(hits) AS hits, sum(bandwidth_bytes) AS bandwidth_bytes FROM web_traffic "
         "WHERE run_id = ? AND section = 'TIME' GROUP BY key ORDER BY try_cast(key AS INTEGER), key",
@@ -461,7 +466,7 @@ def web_traffic_summary(con: duckdb.DuckDBPyConnection, run: str, n: int = 10) -
         f"FROM web_traffic WHERE run_id = ? AND section = 'SIDER' GROUP BY key ORDER BY pages DESC NULLS LAST, key LIMIT {int(n)}",
         [run],
     ).df()
-    return {"hours": hours, "pages": pages}
+    return {"days": days, "hours": hours, "pages": pages}
 
 
 def limits_hit(con: duckdb.DuckDBPyConnection, run: str) -> pd.DataFrame:

@@ -3,25 +3,48 @@
 Exit codes: 0 ok, 2 bad usage, 3 bad input (the CollectorError or store message
 on stderr, never a traceback). Every command takes `--store DIR` (or the
 `CAPACITY_STORE` environment variable).
+
+Commands are imported only when asked for: the analysis pulls in scipy and the
+reports plotly, and a command should not pay for the others' imports.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from capacity import __version__
-from capacity.cli.analysis import fit, plan, steps
-from capacity.cli.collect import collect
 from capacity.cli.common import BAD_INPUT, fail
-from capacity.cli.ingest import ingest
-from capacity.cli.report import compare, report
-from capacity.cli.runs import runs, stats, verify
+
+# Command name -> "module:attribute", in the order `capacity --help` lists them.
+COMMANDS: dict[str, str] = {
+    "ingest": "capacity.cli.ingest:ingest",
+    "runs": "capacity.cli.runs:runs",
+    "stats": "capacity.cli.runs:stats",
+    "verify": "capacity.cli.runs:verify",
+    "steps": "capacity.cli.analysis:steps",
+    "fit": "capacity.cli.analysis:fit",
+    "plan": "capacity.cli.analysis:plan",
+    "collect": "capacity.cli.collect:collect",
+    "report": "capacity.cli.report:report",
+    "compare": "capacity.cli.report:compare",
+}
 
 
 class _Group(click.Group):
-    """Turns the project's own errors into exit code 3 with a one-line message."""
+    """Loads each command on demand, and turns the project's own errors into exit code 3 with a one-line message."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        return getattr(importlib.import_module(module), attribute)
 
     def invoke(self, ctx: click.Context) -> object:
         from capacity.schema import SchemaError
@@ -38,10 +61,6 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="capacity")
 def main() -> None:
     """Capacity analysis of load tests and server metrics for e-learning platforms."""
-
-
-for command in (ingest, runs, stats, verify, steps, fit, plan, collect, report, compare):
-    main.add_command(command)
 
 
 if __name__ == "__main__":  # pragma: no cover

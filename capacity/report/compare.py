@@ -192,7 +192,7 @@ def _overlay_section(store: Store, runs: list[str], max_points: int) -> dict[str
         frames = {}
         for r in runs:
             info = store.run(r)
-            frames[r] = compare.series(con, r, _interval(_span_s(info), max_points))
+            frames[r] = compare.series(con, r, _interval(_span_s(info, con, r), max_points))
     finally:
         con.close()
     fig = figures.overlay_figure(frames, OVERLAY)

@@ -20,6 +20,8 @@ from capacity.report.render import now, write_page
 from capacity.store import Store
 
 MAX_POINTS = 1500
+# Tables whose timestamps make the run's time axis (aggregates such as AWStats periods and limits do not).
+SERIES_TABLES = ("requests", "load", "host_metrics", "web_status", "processes")
 APDEX_T_MS = 500.0
 LABEL_COLUMNS = [
     {"key": "label", "title": "label"}, {"key": "kind", "title": "kind"}, {"key": "count", "title": "count", "kind": "int"},
@@ -56,7 +58,21 @@ def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def _span_s(info: dict[str, Any]) -> float | None:
+def _span_s(info: dict[str, Any], con: Any = None, run: str | None = None) -> float | None:
+    """Seconds from the first to the last timestamp of the run's time series (the charted tables).
+
+    The catalog's start and end also cover aggregate periods (an AWStats day or
+    month starts at midnight), which would stretch a two-minute run to a day and
+    its chart bins to a minute; they are used only when no series has a timestamp.
+    """
+    if con is not None and run is not None:
+        lo, hi = con.execute(
+            "SELECT min(lo), max(hi) FROM (" + " UNION ALL ".join(
+                f"SELECT min(ts) AS lo, max(ts) AS hi FROM {t} WHERE run_id = $run" for t in SERIES_TABLES) + ")",
+            {"run": run},
+        ).fetchone()
+        if lo is not None and hi is not None:
+            return (pd.Timestamp(hi) - pd.Timestamp(lo)).total_seconds()
     if not info.get("start") or not info.get("end"):
         return None
     return (dt.datetime.fromisoformat(info["end"]) - dt.datetime.fromisoformat(info["start"])).total_seconds()
@@ -161,6 +177,11 @@ def _web_traffic(con: Any, run: str) -> dict[str, Any]:
     if hours.empty and pages.empty:
         section["note"] = "No AWStats or access-log aggregates in this run."
         return section
+    days = traffic.get("days", pd.DataFrame())
+    if not days.empty:
+        section["blocks"].append({"type": "table", "caption": "By day", "sortable": True, "rows": _rows(days), "columns": [
+            {"key": "day", "title": "day"}, {"key": "pages", "title": "pages", "kind": "int"}, {"key": "hits", "title": "hits", "kind": "int"},
+            {"key": "bandwidth_bytes", "title": "bandwidth", "kind": "bytes"}, {"key": "visits", "title": "visits", "kind": "int"}]})
     if not hours.empty:
         section["blocks"].append({"type": "figure", "figure": figures.bar_figure(
             "Pages and hits by hour of day", [str(h) for h in hours["hour"]],
@@ -214,7 +235,7 @@ def build_run_report(store: Store, run: str, *, method: str = "linear", apdex_t_
         st = compare.run_stats(con, run, method, apdex_t_ms)
         users, users_basis = compare.max_users(con, run, info["tags"])
         offset = run_offset(con, run, clock_offset_s)
-        span = _span_s(info)
+        span = _span_s(info, con, run)
         interval = _interval(span, max_points)
         frame = compare.series(con, run, interval, offset.seconds)
         scal, model, why = _scalability(con, run, info["hosts"], method, offset.seconds, slo, min_step_s)
@@ -241,7 +262,7 @@ def _summary(st: dict[str, Any], users: float | None, users_basis: str | None, s
     o = st.get("overall") or {}
     from_summaries = st.get("basis") == "summaries"
     items = [
-        {"key": "span", "name": "span", "value": span, "kind": "s", "note": "seconds, first to last timestamp of any table"},
+        {"key": "span", "name": "span", "value": span, "kind": "s", "note": "seconds, first to last timestamp of any time series"},
         {"key": "users", "name": "peak users", "value": users, "kind": "float", "note": users_basis},
         {"key": "requests", "name": "requests", "value": o.get("count"), "kind": "int",
          "note": "from the tool's summary" if from_summaries else ("sample rows" if o else "no request data")},
