@@ -194,3 +194,12 @@ def test_cli_fit_names_the_binding_constraint(server_store, steps):
     assert 100 * (~in_step["success"]).mean() > 5
     doc = _fit(server_store)
     assert doc["max_users"]["binding"] == "error_pct" and doc["max_users"]["value"] == 0
+
+
+def test_auto_clock_offset_leaves_synchronised_sparse_data_alone(con):
+    # The fixture's clocks agree by construction; sar and top sample in short bursts ~25 s apart.
+    # Interpolating across those holes once produced a -86 s "offset" that moved CPU out of its steps.
+    from capacity.analysis.align import run_offset
+
+    offset = run_offset(con, RUN)
+    assert offset.seconds == 0.0, offset.method

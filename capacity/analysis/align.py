@@ -88,15 +88,19 @@ class Offset:
     method: str
 
 
-def estimate_offset(load: pd.Series, server: pd.Series, max_lag_s: int = 120, min_correlation: float = 0.5) -> Offset:
+def estimate_offset(load: pd.Series, server: pd.Series, max_lag_s: int = 120, min_correlation: float = 0.5,
+                    min_gain: float = 0.5) -> Offset:
     """Lag (seconds) that best aligns a server series with the load series.
 
     Both series are resampled to 1 s (the server's by linear interpolation
-    between its samples) and the Pearson correlation is scanned over lags in
+    between its samples, but never across a gap longer than three of its
+    usual intervals: sparse snapshots would otherwise be joined by invented
+    lines) and the Pearson correlation is scanned over lags in
     [-max_lag_s, max_lag_s]. The returned `seconds` is what must be added to
     the server's timestamps. If the best correlation is below
-    `min_correlation`, or no better than the one at lag 0, the offset is 0 and
-    `method` says why, so a weak signal never shifts data.
+    `min_correlation`, or does not remove at least the fraction `min_gain` of
+    the variance lag 0 leaves unexplained (clocks are usually synchronised:
+    only a clear improvement moves data), the offset is 0 and `method` says why.
     """
     load = load.dropna()
     server = server.dropna().sort_index()
@@ -105,11 +109,19 @@ def estimate_offset(load: pd.Series, server: pd.Series, max_lag_s: int = 120, mi
     grid = pd.date_range(load.index.min().floor("s"), load.index.max().ceil("s"), freq="1s")
     x = load.reindex(grid, method="nearest").to_numpy(float)
     s_sec = server.index.as_unit("ns").asi8 / 1e9
+    step = np.diff(s_sec)
+    max_gap = 3 * max(1.0, float(np.median(step))) if len(step) else 3.0
+    # Each server interval longer than max_gap is a hole, not a line to draw.
+    hole_start, hole_end = s_sec[:-1][step > max_gap], s_sec[1:][step > max_gap]
     best = (0.0, -np.inf)
     at_zero = np.nan
     base = grid.as_unit("ns").asi8 / 1e9
     for lag in range(-max_lag_s, max_lag_s + 1):
         y = np.interp(base, s_sec + lag, server.to_numpy(float), left=np.nan, right=np.nan)
+        if len(hole_start):
+            idx = np.searchsorted(hole_start + lag, base, side="right") - 1
+            inside = (idx >= 0) & (base < (hole_end + lag)[np.clip(idx, 0, None)])
+            y[inside] = np.nan
         ok = ~np.isnan(y)
         if ok.sum() < 10 or np.std(y[ok]) == 0 or np.std(x[ok]) == 0:
             continue
@@ -122,6 +134,9 @@ def estimate_offset(load: pd.Series, server: pd.Series, max_lag_s: int = 120, mi
         return Offset(0.0, float("nan"), at_zero, "not estimated: no overlap between load and server data")
     if best[1] < min_correlation:
         return Offset(0.0, best[1], at_zero, f"not applied: best correlation {best[1]:.2f} < {min_correlation}")
+    if best[0] != 0 and np.isfinite(at_zero) and (1 - best[1] ** 2) > (1 - min_gain) * (1 - max(at_zero, 0.0) ** 2):
+        return Offset(0.0, best[1], at_zero, f"not applied: correlation {best[1]:.2f} at {best[0]:+.0f} s is not clearly "
+                      f"better than {at_zero:.2f} at 0 s")
     return Offset(best[0], best[1], at_zero, "cross-correlation of load and CPU busy %")
 
 
