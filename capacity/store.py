@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -148,6 +149,44 @@ class _TableWriter:
             if self.writer is not None:
                 self.writer.close()
         self.tmp.unlink(missing_ok=True)
+
+
+class _Hasher:
+    """The sha256 of a file, computed in a thread (hashlib releases the GIL on large chunks)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stop = threading.Event()
+        self._digest: str | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"sha256 {path.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        digest = hashlib.sha256()
+        try:
+            with open(self.path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    if self._stop.is_set():
+                        return
+                    digest.update(chunk)
+            self._digest = digest.hexdigest()
+        except BaseException as exc:  # re-raised in the caller's thread by `result`
+            self._error = exc
+
+    def result(self) -> str:
+        """The hex digest, waiting for it; an error reading the file is raised here."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self._digest is None:
+            raise StoreError(f"hashing {self.path} was cancelled")
+        return self._digest
+
+    def cancel(self) -> None:
+        """Stop hashing (the read failed, so the digest is not needed)."""
+        self._stop.set()
+        self._thread.join()
 
 
 class Store:
@@ -353,7 +392,6 @@ class Store:
         check_run_id(run)
         writers: dict[str, _TableWriter] = {}
         metadata: dict[bytes, bytes] = {}
-        stem = provenance.get("part_name") or provenance["sha256"][:16]
         try:
             for kind, table in batches:
                 if kind not in TABLES:
@@ -374,6 +412,8 @@ class Store:
                 w.discard()
             raise
         parts, hashes = {}, {}
+        # Known only now: `ingest` may hash the input while its batches are being read.
+        stem = provenance.get("part_name") or provenance["sha256"][:16]
         for kind, w in writers.items():
             final = w.directory / f"{stem}.parquet"
             hashes[kind] = sha256_of(w.tmp)
@@ -431,27 +471,30 @@ class Store:
         path = Path(path)
         started = time.perf_counter()
         module = registry.get(collector) if collector else registry.detect(path)
-        digest = sha256_of(path)
         shown = str(path.resolve())
         with self.locked():
             catalog = self.catalog()
             previous = catalog["runs"].get(run, {}).get("files", [])
-            for f in previous:
-                if f["sha256"] == digest:
-                    return FileResult(shown, f["collector"], f["rows"], time.perf_counter() - started, digest, skipped=True,
-                                      note="already ingested in this run (same sha256): nothing to do")
+            size = path.stat().st_size
+            hasher = _Hasher(path)
+            # A file can only be one already ingested if it has the same size; only then is its hash
+            # needed before reading. Otherwise it is computed while the collector reads (same bytes, in cache).
+            if any(f.get("size_bytes", size) == size for f in previous):
+                digest = hasher.result()
+                for f in previous:
+                    if f["sha256"] == digest:
+                        return FileResult(shown, f["collector"], f["rows"], time.perf_counter() - started, digest, skipped=True,
+                                          note="already ingested in this run (same sha256): nothing to do")
             note = ""
             if any(f["path"] == shown for f in previous):
                 note = "a file of the same name was ingested before with other content: stored as a new file"
             warnings: list[str] = []
             opts = {"tz": tz, "host": host, "warn": warnings.append, **(options or {})}
-            reader = getattr(module, "read_batches", None)
-            batches = reader(path, **opts) if reader else module.read(path, **opts).items()
             provenance = {
                 "path": shown,
                 "name": path.name,
-                "sha256": digest,
-                "size_bytes": path.stat().st_size,
+                "sha256": None,
+                "size_bytes": size,
                 "collector": module.name,
                 "tz": tz,
                 "host": host,
@@ -459,7 +502,17 @@ class Store:
                 "ingested_at": _now(),
                 "warnings": warnings,
             }
-            rows = self.write_batches(run, batches, provenance, tags=tags, host=host, progress=progress)
+
+            def batches() -> Iterator[tuple[str, pa.Table]]:
+                reader = getattr(module, "read_batches", None)
+                yield from (reader(path, **opts) if reader else module.read(path, **opts).items())
+                provenance["sha256"] = hasher.result()
+
+            try:
+                rows = self.write_batches(run, batches(), provenance, tags=tags, host=host, progress=progress)
+            finally:
+                hasher.cancel()
+            digest = provenance["sha256"]
         return FileResult(shown, module.name, rows, time.perf_counter() - started, digest, note=note, warnings=warnings)
 
     def verify(self, run: str | None = None) -> list[str]:

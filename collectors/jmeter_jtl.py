@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from collectors import jtl_fast
 from collectors.base import CollectorError, first_lines
 
 name = "jmeter_jtl"
@@ -58,6 +59,12 @@ INT_COLUMNS = {"elapsed", "bytes", "sentBytes", "grpThreads", "allThreads", "Lat
 DELIMITERS = (",", ";", "\t", "|")
 TX_PREFIX = "Number of samples in transaction"
 BLOCK_SIZE = 8 << 20
+ENGINES = ("auto", "fast", "plain")
+# Below this size DuckDB's start-up costs more than its parallel scan saves.
+FAST_MIN_BYTES = 16 << 20
+# Rows per batch of the fast path: large row groups, while a batch and its conversion stay well under 1 GB.
+FAST_BATCH_ROWS = 1 << 18
+TAIL_BYTES = 64 << 10
 # Rows of the previous batch kept to find a sub-result's parent across a batch boundary:
 # JMeter writes a parent and its sub-results together, so a short tail is enough.
 CARRY_ROWS = 2000
@@ -363,6 +370,7 @@ def read_batches(
     timestamp_format: str | None = None,
     host: str | None = None,
     warn: Warn = None,
+    engine: str = "auto",
     **_: object,
 ) -> Iterator[tuple[str, pa.Table]]:
     """Stream a CSV JTL as batches of the canonical `requests` table.
@@ -371,44 +379,105 @@ def read_batches(
     file; `timestamp_format` is the SimpleDateFormat of `timeStamp` when it is not epoch ms and not
     one JMeter's loader recognises; `tz` is the zone of formatted timestamps; `host` names the
     generator when neither a `Hostname` column nor a distributed engine prefix tells it.
+    `engine`: `fast` parses with DuckDB's parallel CSV scanner, `plain` with pyarrow's streaming
+    reader, `auto` (default) takes `fast` for files of at least FAST_MIN_BYTES whose last line is
+    complete. Both give the same table; when DuckDB rejects a file the plain reader takes over
+    (and names the bad line).
     """
     path = Path(path)
     tz = _zone(path, tz)
+    if engine not in ENGINES:
+        raise CollectorError(path, f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     delimiter, names, skip, ts_format = _read_options(path, columns, jmeter_version, timestamp_format)
     types = {n: pa.int64() for n in names if n in INT_COLUMNS}
     types["timeStamp"] = pa.int64() if ts_format == "ms" else pa.string()
     for n in names:
         types.setdefault(n, pa.string())
-    state = _Reading(path, delimiter, skip, ts_format, tz, host or path.stem)
-    rows = _Rows()
+    fallback = host or path.stem
+    plain = _Plain(path, names, types, delimiter, skip, ts_format, tz, fallback, warn)
+    if engine == "plain" or (engine == "auto" and not _worth_fast(path, delimiter, len(names))):
+        yield from plain.batches()
+        return
+    state = _Reading(path, delimiter, skip, ts_format, tz, fallback)
+    raw_batches = jtl_fast.scan(path, names, types, delimiter, header=skip == 1, batch_rows=FAST_BATCH_ROWS)
+    given = 0
     try:
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=skip, block_size=BLOCK_SIZE),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=rows.handler),
-            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False),
-        )
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise _as_error(state, exc) from exc
-    # One batch is held back: only once the next one parsed cleanly is it sure that the
-    # malformed rows seen so far were not in the middle of the file.
-    pending: pa.Table | None = None
-    while True:
+        # Converted in the prefetch thread too, while the caller writes the previous batch.
+        for table in jtl_fast.prefetched(_to_requests(state, raw) for raw in raw_batches if raw.num_rows):
+            given += table.num_rows
+            yield "requests", table
+    except jtl_fast.Unavailable:
+        # The plain reader starts over (it names the bad line, or forgives a truncated last one);
+        # the rows already given are skipped, so nothing is written twice.
+        for kind, table in plain.batches():
+            if given >= table.num_rows:
+                given -= table.num_rows
+                continue
+            yield kind, table.slice(given)
+            given = 0
+
+
+def _worth_fast(path: Path, delimiter: str, field_count: int) -> bool:
+    """Large enough for the engine's start-up to pay, and not visibly truncated at the end.
+
+    A cut last line is the usual damage (JMeter killed); the plain reader forgives it, so such a
+    file goes straight to the plain reader instead of being scanned twice. A last line holding a
+    quote cannot be judged by splitting and is left to the engine.
+    """
+    size = path.stat().st_size
+    if size < FAST_MIN_BYTES:
+        return False
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - TAIL_BYTES))
+        tail = fh.read()
+    if not tail.endswith((b"\n", b"\r")):
+        return False
+    last = tail.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
+    return b'"' in last or len(last.split(delimiter.encode())) == field_count
+
+
+class _Plain:
+    """The plain reader: pyarrow's streaming CSV reader, single-threaded, memory bounded by BLOCK_SIZE."""
+
+    def __init__(self, path: Path, names: list[str], types: dict[str, pa.DataType], delimiter: str, skip: int,
+                 ts_format: str, tz: str, fallback_generator: str, warn: Warn) -> None:
+        self.path, self.names, self.types, self.delimiter, self.skip = path, names, types, delimiter, skip
+        self.ts_format, self.tz, self.fallback_generator, self.warn = ts_format, tz, fallback_generator, warn
+
+    def batches(self) -> Iterator[tuple[str, pa.Table]]:
+        """Batches of `requests`, from the start of the file."""
+        state = _Reading(self.path, self.delimiter, self.skip, self.ts_format, self.tz, self.fallback_generator)
+        rows = _Rows()
         try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            break
+            reader = pacsv.open_csv(
+                self.path,
+                read_options=pacsv.ReadOptions(column_names=self.names, skip_rows=self.skip, block_size=BLOCK_SIZE),
+                parse_options=pacsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True, invalid_row_handler=rows.handler),
+                # Only an empty field is missing: a label or message reading `NA` or `null` is text.
+                convert_options=pacsv.ConvertOptions(column_types=self.types, null_values=[""], strings_can_be_null=True,
+                                                     quoted_strings_can_be_null=False),
+            )
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             raise _as_error(state, exc) from exc
-        if len(rows.invalid) > 1:
-            # Only one malformed row (the last line) is ever forgiven.
-            raise _malformed(state, rows.invalid[0])
+        # One batch is held back: only once the next one parsed cleanly is it sure that the
+        # malformed rows seen so far were not in the middle of the file.
+        pending: pa.Table | None = None
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+                raise _as_error(state, exc) from exc
+            if len(rows.invalid) > 1:
+                # Only one malformed row (the last line) is ever forgiven.
+                raise _malformed(state, rows.invalid[0])
+            if pending is not None:
+                yield "requests", pending
+            pending = _to_requests(state, batch) if batch.num_rows else None
+        _check_tail(state, rows.invalid, self.warn)
         if pending is not None:
             yield "requests", pending
-        pending = _to_requests(state, batch) if batch.num_rows else None
-    _check_tail(state, rows.invalid, warn)
-    if pending is not None:
-        yield "requests", pending
 
 
 def _check_tail(state: _Reading, invalid: list[str], warn: Warn) -> None:
