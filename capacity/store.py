@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 import threading
 import time
 import uuid
@@ -348,6 +349,8 @@ class Store:
         runs = None if runs is None else list(runs)
         con = duckdb.connect()
         con.execute(f"SET memory_limit = '{memory_limit}'")
+        # Spill to the system's temporary folder: DuckDB's default is `.tmp` in the working directory.
+        con.execute("SET temp_directory = ?", [str(Path(tempfile.gettempdir()) / "capacity-duckdb-spill")])
         con.execute("SET TimeZone = 'UTC'")
         for kind in TABLES:
             files = self.parts(kind, runs)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import queue
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,8 +84,10 @@ def scan(
     except ImportError as exc:
         raise Unavailable("duckdb is not installed") from exc
     try:
+        # Spill to the system's temporary folder: DuckDB's default is `.tmp` in the working directory.
+        spill = os.path.join(tempfile.gettempdir(), "capacity-duckdb-spill")
         con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "threads": threads or os.cpu_count() or 1,
-                                     "preserve_insertion_order": True})
+                                     "preserve_insertion_order": True, "temp_directory": spill})
         con.execute("SET enable_progress_bar = false")
     except duckdb.Error as exc:
         raise Unavailable(str(exc)) from exc
