@@ -344,7 +344,7 @@ class Store:
         """Table `kind` for `runs` as a pandas DataFrame."""
         return self.table(kind, runs, columns).to_pandas()
 
-    def connect(self, runs: Iterable[str] | None = None, memory_limit: str = "768MB") -> duckdb.DuckDBPyConnection:
+    def connect(self, runs: Iterable[str] | None = None, memory_limit: str = "512MB") -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with one view per canonical table, over the recorded files of `runs`."""
         runs = None if runs is None else list(runs)
         con = duckdb.connect()

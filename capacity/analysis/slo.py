@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 import pandas as pd
-from scipy import optimize
 
 from capacity.analysis.estimate import Estimate
 
@@ -80,6 +79,8 @@ def crossing(curve: Callable[[float], Estimate], target: float, n_max: float, na
     lo: where the upper band reaches the target; hi: where the lower band does.
     A curve that does not reach the target below `n_max` gives an infinite bound.
     """
+    from scipy import optimize  # imported here: scipy is most of a command's start-up time
+
     def solve(pick: Callable[[Estimate], float]) -> float:
         def f(n: float) -> float:
             v = pick(curve(n))

@@ -148,8 +148,10 @@ def step_table(con: duckdb.DuckDBPyConnection, run: str, steps: list[Step], meth
             f"{fn}(r.elapsed_ms, [0.5, 0.9, 0.95, 0.99])[1] AS p50_ms, {fn}(r.elapsed_ms, [0.5, 0.9, 0.95, 0.99])[2] AS p90_ms, "
             f"{fn}(r.elapsed_ms, [0.5, 0.9, 0.95, 0.99])[3] AS p95_ms, {fn}(r.elapsed_ms, [0.5, 0.9, 0.95, 0.99])[4] AS p99_ms, "
             "max(r.elapsed_ms) AS max_ms "
-            "FROM requests r JOIN _steps s ON epoch_ms(r.ts) >= s.start_ms AND epoch_ms(r.ts) < s.end_ms "
-            "WHERE r.run_id = ? AND r.row_kind = 'sample' GROUP BY s.step",
+            # Steps are disjoint and sorted: an ASOF join finds each sample's step in one merge pass,
+            # where a range join compares every sample with every step.
+            "FROM requests r ASOF JOIN _steps s ON epoch_ms(r.ts) >= s.start_ms "
+            "WHERE r.run_id = ? AND r.row_kind = 'sample' AND epoch_ms(r.ts) < s.end_ms GROUP BY s.step",
             [run],
         ).df()
         if req.empty:

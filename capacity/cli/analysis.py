@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import pandas as pd
 
-from capacity.analysis.model import CapacityModel, fit_capacity
-from capacity.analysis.sizing import ASSUMPTIONS, allocation_grid
-from capacity.analysis.sizing import plan as make_plan
 from capacity.analysis.slo import SLO, saturation_causes
 from capacity.analysis.steps import steps_for_run, steps_for_runs
 from capacity.cli.common import fail, fmt, json_option, print_json, print_table, store_option
 from capacity.store import Store
+
+if TYPE_CHECKING:
+    from capacity.analysis.model import CapacityModel
 
 STEP_KEYS = ("users", "start", "end", "requests", "throughput_rps", "mean_ms", "p95_ms", "error_pct", "cpu_pct", "mem_used_bytes")
 GIB = 1024**3
@@ -131,6 +131,8 @@ model_options = [
 def _fit(store: Store, runs: tuple[str, ...], percentile_method: str, clock_offset: str, min_step_s: int, slo: SLO,
          think_time_s: float | None, concurrency: str, cpu_count: float | None, memory_gib: float | None,
          fit_max_users: float | None = None) -> CapacityModel:
+    from capacity.analysis.model import fit_capacity  # scipy: only the commands that fit pay for it
+
     table, _ = _load_steps(store, runs, percentile_method, clock_offset, min_step_s)
     cores, mem = _hardware(store, runs, cpu_count, memory_gib)
     try:
@@ -249,6 +251,9 @@ def plan(users: int, runs: tuple[str, ...], slo_exprs: tuple[str, ...], provider
          cpu_from: str, store_dir: str | None, as_json: bool, percentile_method: str, clock_offset: str, min_step_s: int,
          think_time_s: float | None, concurrency: str, cpu_count: float | None, memory_gib: float | None) -> None:
     """What the deployment needs for USERS concurrent users: users per vCPU/GiB and servers per instance type."""
+    from capacity.analysis.sizing import ASSUMPTIONS, allocation_grid
+    from capacity.analysis.sizing import plan as make_plan
+
     store = Store.open(store_dir)
     slo = SLO(**parse_slo(slo_exprs))
     if pool:
