@@ -35,6 +35,10 @@ TAGS_openedx-native := --tag platform=openedx --tag deployment=native --tag tool
 TAGS_openedx-devstack := --tag platform=openedx --tag deployment=devstack --tag tool=jmeter --tag users=10 --tag duration_s=3600 \
 	--date 2019-07-04 --host openedx-devstack
 
+# The JMeter sample plans fail ~15 % of requests on purpose (a 404 page, quiz assertions), so their reports
+# use an SLO that tolerates that: the default 5 % error target would bind at 0 users.
+SAMPLE_SLO := p95<1s,errors<20%
+
 report: install
 	rm -rf $(STORE) $(REPORTS)
 	@for dir in data/samples/*/; do run=$$(basename $$dir); \
@@ -43,9 +47,9 @@ report: install
 	@for dir in data/samples/*/; do $(BIN)/capacity stats $$(basename $$dir) --store $(STORE) || exit 1; done
 	@echo "Store: $(STORE) (open it with capacity.open_store('$(STORE)'))"
 	@for dir in data/samples/*/; do run=$$(basename $$dir); \
-	  $(BIN)/capacity report $$run -o $(REPORTS)/run-$$run --store $(STORE) >/dev/null || exit 1; done
+	  $(BIN)/capacity report $$run -o $(REPORTS)/run-$$run --store $(STORE) --slo '$(SAMPLE_SLO)' >/dev/null || exit 1; done
 	@$(BIN)/capacity compare openedx-native openedx-devstack -o $(REPORTS)/compare-openedx-native-vs-devstack --store $(STORE) >/dev/null
-	@$(BIN)/capacity plan --users 1000 --run jmeter-steps --cpu-count 2 --slo 'p95<1s,errors<20%' \
+	@$(BIN)/capacity plan --users 1000 --run jmeter-steps --cpu-count 2 --slo '$(SAMPLE_SLO)' \
 	  -o $(REPORTS)/plan-jmeter-steps-1000-users --store $(STORE) >/dev/null
 	@echo "Reports: $$($(BIN)/capacity report --index $(REPORTS))"
 
