@@ -47,6 +47,7 @@ CATALOG = "catalog.json"
 CATALOG_VERSION = 1
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 TMP_PREFIX = "_tmp-"
+DUCKDB_MEMORY = "768MB"
 # Time columns that bound a run's span, per table.
 SPAN_COLUMNS = ("ts", "window_start", "window_end", "period_start")
 
@@ -344,11 +345,21 @@ class Store:
         """Table `kind` for `runs` as a pandas DataFrame."""
         return self.table(kind, runs, columns).to_pandas()
 
-    def connect(self, runs: Iterable[str] | None = None, memory_limit: str = "512MB") -> duckdb.DuckDBPyConnection:
-        """A DuckDB connection with one view per canonical table, over the recorded files of `runs`."""
+    def connect(self, runs: Iterable[str] | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with one view per canonical table, over the recorded files of `runs`.
+
+        DuckDB's memory is capped (`memory_limit`, else `CAPACITY_DUCKDB_MEMORY`, else 768MB) so a
+        query over tens of millions of rows keeps the process under 1 GB; sorts and joins spill to
+        disk, but exact percentiles hold a group's values in memory, so a very large run may need more.
+        """
         runs = None if runs is None else list(runs)
+        limit = memory_limit or os.environ.get("CAPACITY_DUCKDB_MEMORY") or DUCKDB_MEMORY
         con = duckdb.connect()
-        con.execute(f"SET memory_limit = '{memory_limit}'")
+        try:
+            con.execute("SET memory_limit = ?", [limit])
+        except duckdb.Error as exc:
+            con.close()
+            raise StoreError(f"invalid DuckDB memory limit {limit!r} (CAPACITY_DUCKDB_MEMORY): {exc}") from exc
         # Spill to the system's temporary folder: DuckDB's default is `.tmp` in the working directory.
         con.execute("SET temp_directory = ?", [str(Path(tempfile.gettempdir()) / "capacity-duckdb-spill")])
         con.execute("SET TimeZone = 'UTC'")

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from collectors import jtl_fast
-from collectors.base import CollectorError, first_lines
+from collectors.base import CollectorError, count_lines, ends_with_newline, first_lines
 
 name = "jmeter_jtl"
 
@@ -483,11 +483,11 @@ class _Plain:
 def _check_tail(state: _Reading, invalid: list[str], warn: Warn) -> None:
     """Forgive one malformed row when it is the file's last line (JMeter killed mid-write)."""
     if not invalid:
-        if not _ends_with_newline(state.path) and warn:
+        if not ends_with_newline(state.path) and warn:
             warn(f"{state.path}: the last line has no line end; it may be truncated")
         return
     line = _line_of_text(state.path, invalid[0])
-    if len(invalid) == 1 and line is not None and line >= _count_lines(state.path):
+    if len(invalid) == 1 and line is not None and line >= count_lines(state.path):
         if warn:
             warn(f"{state.path}:{line}: truncated last line skipped ({invalid[0][:60]!r})")
         return
@@ -498,23 +498,6 @@ def _malformed(state: _Reading, text: str, line: int | None = None) -> Collector
     line = line if line is not None else _line_of_text(state.path, text)
     fields = len(text.split(state.delimiter))
     return CollectorError(state.path, f"malformed row: expected the JTL's fields separated by {state.delimiter!r}, got {fields} field(s) in {text[:80]!r}", line=line)
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        fh.seek(0, 2)
-        if fh.tell() == 0:
-            return True
-        fh.seek(-1, 2)
-        return fh.read(1) in (b"\n", b"\r")
-
-
-def _count_lines(path: Path) -> int:
-    count = 0
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            count += chunk.count(b"\n")
-    return count + (0 if _ends_with_newline(path) else 1)
 
 
 def _whole_line(data: bytes, start: int, size: int) -> bool:

@@ -120,3 +120,12 @@ def test_exit_codes_usage_and_bad_input(tmp_path: Path, ramp20_jtl: Path) -> Non
     assert capacity("ingest", str(tmp_path / "nope.jtl"), "--run", "r", store=store).returncode == 3
     assert capacity("ingest", str(ramp20_jtl), "--run", "../up", store=store).returncode == 3
     assert capacity("ingest", str(ramp20_jtl), "--run", "r", "--tz", "Mars/Olympus", store=store).returncode == 3
+
+
+def test_duckdb_memory_limit_is_configurable(tmp_path: Path, ramp20_jtl: Path) -> None:
+    store = tmp_path / "s"
+    assert capacity("ingest", str(ramp20_jtl), "--run", "r", store=store).returncode == 0
+    ok = capacity("stats", "r", "--json", store=store, env={"CAPACITY_DUCKDB_MEMORY": "64MB"})
+    assert ok.returncode == 0 and json.loads(ok.stdout)["overall"]["count"] == 1642
+    bad = capacity("stats", "r", store=store, env={"CAPACITY_DUCKDB_MEMORY": "lots"})
+    assert bad.returncode == 3 and "CAPACITY_DUCKDB_MEMORY" in bad.stderr and "Traceback" not in bad.stderr

@@ -47,6 +47,8 @@ class _Group(click.Group):
         return getattr(importlib.import_module(module), attribute)
 
     def invoke(self, ctx: click.Context) -> object:
+        import duckdb
+
         from capacity.schema import SchemaError
         from capacity.store import StoreError
         from collectors.base import CollectorError
@@ -55,6 +57,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (CollectorError, StoreError, SchemaError) as exc:
             fail(str(exc), BAD_INPUT)
+        except duckdb.OutOfMemoryException as exc:
+            first = str(exc).splitlines()[0]
+            fail(f"{first}: the query needs more memory than DuckDB may use; raise it with CAPACITY_DUCKDB_MEMORY (e.g. 2GB)", 1)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
