@@ -16,6 +16,7 @@ purpose (`SKIPPED_FIRST_COLUMNS`), so a section we have never seen is noticed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -361,10 +362,8 @@ def _combine(table: pa.Table, metric: str, const: float, terms: tuple[tuple[str,
 def parse_numbers(path: object, texts: list[list[str]], line_numbers: list[int],
                   error: Callable[[object, str, int | None], Exception]) -> np.ndarray:
     """Rows of number strings (`.` or `,` decimals) as a float matrix, or an error naming the line."""
-    try:
+    with contextlib.suppress(ValueError):  # the fast path; below, find the cell at fault or read comma decimals
         return np.array(texts, dtype=np.float64)
-    except ValueError:
-        pass
     for row, line in zip(texts, line_numbers, strict=False):
         for cell in row:
             try:

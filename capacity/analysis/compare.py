@@ -21,6 +21,7 @@ could not be tested. Randomness is seeded, so a report is reproducible.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from typing import Any
@@ -265,10 +266,8 @@ def rate_ratio(count_a: int, time_a: float, count_b: int, time_b: float) -> dict
 def _duration_s(tags: dict[str, str], st: dict[str, Any]) -> tuple[float | None, str]:
     """The run's duration: its `duration_s` tag (what the tester set), else the data's span."""
     if tags.get("duration_s"):
-        try:
+        with contextlib.suppress(ValueError):  # a tag that is not a number: fall back to the data
             return float(tags["duration_s"]), "run tag `duration_s`"
-        except ValueError:
-            pass
     if st.get("span_s"):
         return float(st["span_s"]), "first sample to last" if st["basis"] == "samples" else "count / the tool's throughput"
     return None, "unknown"

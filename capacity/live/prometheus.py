@@ -13,6 +13,7 @@ list) is recorded as a gap and the collection goes on with the next one.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -66,10 +67,8 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
     if m and not re.fullmatch(r"[+-]?\d+(?:\.\d+)?", raw):
         offset = timedelta(seconds=parse_duration(m.group(2)))
         return now + offset if m.group(1) == "+" else now - offset
-    try:
+    with contextlib.suppress(ValueError, OverflowError, OSError):  # not epoch seconds: try RFC 3339 next
         return datetime.fromtimestamp(float(raw), UTC)
-    except (ValueError, OverflowError, OSError):
-        pass
     try:
         when = datetime.fromisoformat(raw)
     except ValueError:
