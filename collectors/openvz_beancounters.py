@@ -113,7 +113,7 @@ def read(path: Path, host: str | None = None, ts: datetime | float | None = None
             raise CollectorError(path, "resource line before any `<uid>:` container id", line=number)
         resource = m.group(2)
         if resource == "dummy":
-            continue  # placeholder slots, always 0 / unlimited
+            continue  # the kernel pads the table with "dummy" rows: always 0 / unlimited, no resource
         values = dict(zip(FIELDS, (int(g) for g in m.groups()[2:]), strict=True))
         try:
             rows.append(reading(host, container, resource, current_ts, values, page_size))
