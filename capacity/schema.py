@@ -499,7 +499,7 @@ def _cast(column: pa.ChunkedArray | pa.Array, target: pa.DataType, table: str, n
         return pc.cast(column, target)
     try:
         return pc.cast(column, target)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+    except pa.ArrowException as exc:  # invalid values, or no cast between the two types
         raise SchemaError(f"{table}.{name}: cannot cast {column.type} to {target}: {exc}") from exc
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,6 +18,18 @@ from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
+
+def _stop(poller: subprocess.Popen, sig: int) -> tuple[str, str]:
+    """Send `sig` to the poller and collect its output once it has flushed and exited."""
+    poller.send_signal(sig)
+    return poller.communicate(timeout=15)
+
+
+def _kill_if_running(poller: subprocess.Popen) -> None:
+    if poller.poll() is None:
+        poller.kill()
+        poller.communicate()
 
 def _log(path: Path) -> list[dict]:
     if not path.exists():
@@ -70,12 +81,9 @@ def test_poller_survives_stop_and_start_and_flushes_on_sigint(stoppable_apache, 
         recovered_at = len(events)
         _wait_log(log, lambda ev: _oks(ev[recovered_at:]) >= 3, 10, poller)
 
-        poller.send_signal(signal.SIGINT)
-        out, err = poller.communicate(timeout=15)
+        out, err = _stop(poller, signal.SIGINT)
     finally:
-        if poller.poll() is None:
-            poller.kill()
-            poller.communicate()
+        _kill_if_running(poller)
     assert poller.returncode == 0, err
     assert "stopped by SIGINT" in out
     assert "1 restart(s) detected" in out, out
@@ -149,12 +157,9 @@ def test_sigterm_flushes_buffer_and_exits_zero(stoppable_apache, tmp_path):  # n
     poller = _poller(stoppable_apache.status_url, store_dir, log, "--flush-every", "300")
     try:
         _wait_log(log, lambda ev: _oks(ev) >= 4, 20, poller)
-        os.kill(poller.pid, signal.SIGTERM)
-        out, err = poller.communicate(timeout=15)
+        out, err = _stop(poller, signal.SIGTERM)
     finally:
-        if poller.poll() is None:
-            poller.kill()
-            poller.communicate()
+        _kill_if_running(poller)
     assert poller.returncode == 0, err
     assert "stopped by SIGTERM" in out
     ok = [e["ts"] for e in _log(log) if e["event"] == "ok"]
