@@ -50,6 +50,8 @@ TMP_PREFIX = "_tmp-"
 DUCKDB_MEMORY = "768MB"
 # Time columns that bound a run's span, per table.
 SPAN_COLUMNS = ("ts", "window_start", "window_end", "period_start")
+# Free text no query filters on by range: min/max statistics of it cost write time and say nothing.
+NO_STATISTICS = frozenset({"message", "error", "url", "thread", "labels", "data_type"})
 
 
 class StoreError(Exception):
@@ -126,7 +128,8 @@ class _TableWriter:
         if self.writer is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             self.schema = table.schema
-            self.writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
+            self.writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd",
+                                           write_statistics=[n for n in self.schema.names if n not in NO_STATISTICS])
         elif table.schema != self.schema:
             # Extra columns (sample variables) may appear in one batch only.
             table = table.select([n for n in self.schema.names if n in table.column_names])

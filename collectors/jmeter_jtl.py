@@ -1,8 +1,10 @@
-"""JMeter CSV JTL files (any version, with or without a header) into `requests`.
+"""JMeter CSV JTL files (any version, with or without a header) into `requests` and `load`.
 
 Read with pyarrow's streaming CSV reader: no per-row Python, memory bounded by
 the block size whatever the file size. Column order follows
-`CSVSaveService.printableFieldNamesToString` (see FORMATS.md 3.1).
+`CSVSaveService.printableFieldNamesToString` (see FORMATS.md 3.1). The `load`
+table (active threads, requests and errors per generator and second) is
+reduced from the samples as they stream past (`load_seconds`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pyarrow.csv as pacsv
 
 from collectors import jtl_fast
 from collectors.base import CollectorError, count_lines, ends_with_newline, first_lines
+from collectors.load_seconds import LoadSeconds
 
 name = "jmeter_jtl"
 
@@ -220,6 +223,7 @@ class _Reading:
         self.fallback_generator = fallback_generator
         self.rows_before = 0
         self.carry: pd.DataFrame | None = None
+        self.load = LoadSeconds(name)
 
 
 def _timestamps(state: _Reading, column: pa.Array) -> pa.Array:
@@ -299,6 +303,14 @@ def _generators(state: _Reading, cols: dict[str, pa.Array], n: int) -> pa.Array:
     return pa.array([state.fallback_generator] * n, pa.string())
 
 
+def _successes(text: pa.Array) -> pa.Array:
+    """`true` in any case is a success (JMeter's `Boolean.parseBoolean`); lower-casing only when needed."""
+    exact = pc.equal(text, "true")
+    if pc.all(pc.or_kleene(exact, pc.equal(text, "false"))).as_py():
+        return exact
+    return pc.equal(pc.utf8_lower(text), "true")
+
+
 def _to_requests(state: _Reading, batch: pa.RecordBatch) -> pa.Table:
     cols: dict[str, pa.Array] = {}
     for jm in batch.schema.names:
@@ -306,7 +318,7 @@ def _to_requests(state: _Reading, batch: pa.RecordBatch) -> pa.Table:
         if jm == "timeStamp":
             cols["ts"] = _timestamps(state, arr)
         elif jm == "success":
-            cols["success"] = pc.equal(pc.utf8_lower(pc.cast(arr, pa.string())), "true")
+            cols["success"] = _successes(pc.cast(arr, pa.string()))
         elif jm in RENAMES:
             cols[RENAMES[jm]] = arr
         elif jm not in DROPPED:
@@ -321,9 +333,11 @@ def _to_requests(state: _Reading, batch: pa.RecordBatch) -> pa.Table:
             cols[key] = pc.cast(cols[key], pa.float64())
     cols["generator"] = _generators(state, cols, n)
     cols["row_kind"] = _row_kinds(state, cols, n)
-    cols["source"] = pa.array([name] * n, pa.string())
+    cols["source"] = pa.repeat(pa.scalar(name, pa.string()), n)
     state.rows_before += n
-    return pa.table(cols)
+    table = pa.table(cols)
+    state.load.add(table)
+    return table
 
 
 def _read_options(path: Path, columns: list[str] | str | None, jmeter_version: str | None, timestamp_format: str | None) -> tuple[str, list[str], int, str]:
@@ -410,11 +424,17 @@ def read_batches(
         # The plain reader starts over (it names the bad line, or forgives a truncated last one);
         # the rows already given are skipped, so nothing is written twice.
         for kind, table in plain.batches():
-            if given >= table.num_rows:
+            if kind != "requests":
+                yield kind, table
+            elif given >= table.num_rows:
                 given -= table.num_rows
-                continue
-            yield kind, table.slice(given)
-            given = 0
+            else:
+                yield kind, table.slice(given)
+                given = 0
+        return
+    load = state.load.table()
+    if load is not None:
+        yield "load", load
 
 
 def _worth_fast(path: Path, delimiter: str, field_count: int) -> bool:
@@ -478,6 +498,9 @@ class _Plain:
         _check_tail(state, rows.invalid, self.warn)
         if pending is not None:
             yield "requests", pending
+        load = state.load.table()
+        if load is not None:
+            yield "load", load
 
 
 def _check_tail(state: _Reading, invalid: list[str], warn: Warn) -> None:
@@ -577,10 +600,12 @@ def _first_line_with(state: _Reading, column: int, value: str) -> int | None:
 
 
 def read(path: Path, **options: object) -> dict[str, pa.Table]:
-    """Read a whole CSV JTL into the canonical `requests` table."""
-    parts = [t for _, t in read_batches(path, **options)]  # type: ignore[arg-type]
-    if not parts:
+    """Read a whole CSV JTL into the canonical `requests` table and its `load` per second."""
+    parts: dict[str, list[pa.Table]] = {}
+    for kind, table in read_batches(path, **options):  # type: ignore[arg-type]
+        parts.setdefault(kind, []).append(table)
+    if not parts.get("requests"):
         from capacity.schema import empty
 
         return {"requests": empty("requests")}
-    return {"requests": pa.concat_tables(parts, promote_options="permissive")}
+    return {kind: pa.concat_tables(tables, promote_options="permissive") for kind, tables in parts.items()}

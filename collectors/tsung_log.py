@@ -70,9 +70,13 @@ def detect(path: Path) -> bool:
 
 def _numbers(path: Path, text: str, lineno: int) -> tuple[float, ...]:
     try:
-        return tuple(float(v) for v in text.split())
+        values = tuple(float(v) for v in text.split())
     except ValueError as exc:
         raise CollectorError(path, f"expected numbers after the key, got {text[:60]!r}", line=lineno) from exc
+    # Erlang floats are never nan or inf, so Tsung cannot have printed them (and a count of nan has no int).
+    if not all(map(math.isfinite, values)):
+        raise CollectorError(path, f"expected finite numbers after the key, got {text[:60]!r}", line=lineno)
+    return values
 
 
 def _parse(path: Path, warn: Callable[[str], None] | None) -> list[Block]:

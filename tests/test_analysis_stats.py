@@ -10,7 +10,8 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from capacity.analysis.stats import combine_summaries, label_stats, window_stats
+from capacity.analysis.stats import label_stats, window_stats
+from capacity.analysis.summaries import combine_summaries
 from capacity.cli import main
 from capacity.store import Store
 from tests.test_analysis_helpers import DATA, STEP_JTL, step_run, write

@@ -41,7 +41,7 @@ def test_ingest_runs_and_stats_end_to_end(tmp_path: Path, ramp20_jtl: Path) -> N
     run = runs[0]
     assert {"run", "tags", "hosts", "start", "end", "files"} <= set(run)
     assert run["run"] == "ramp" and run["tags"] == {"platform": "moodle", "users": "20"}
-    assert run["files"][0]["rows"] == {"requests": 1806}
+    assert run["files"][0]["rows"] == {"requests": 1806, "load": 91}
     assert {"path", "sha256", "collector", "rows"} <= set(run["files"][0])
 
     result = capacity("stats", "ramp", "--json", store=store)

@@ -28,7 +28,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 def test_layout_is_hive_partitioned_and_readable_by_engines(tmp_path: Path, ramp20_jtl: Path) -> None:
     store = capacity.open_store(tmp_path / "s", create=True)
     result = store.ingest(ramp20_jtl, "ramp-1", tags={"platform": "moodle"})
-    assert result.rows == {"requests": 1806}
+    assert result.rows == {"requests": 1806, "load": 91}
     parts = list((tmp_path / "s" / "requests").glob("run_id=ramp-1/*.parquet"))
     assert len(parts) == 1
     by_arrow = ds.dataset(tmp_path / "s" / "requests", partitioning="hive").to_table()
@@ -50,7 +50,7 @@ def test_catalog_records_provenance(tmp_path: Path, ramp20_jtl: Path) -> None:
     (entry,) = run["files"]
     import hashlib
     assert entry["sha256"] == hashlib.sha256(ramp20_jtl.read_bytes()).hexdigest()
-    assert entry["collector"] == "jmeter_jtl" and entry["rows"] == {"requests": 1806} and entry["tz"] == "Europe/Paris"
+    assert entry["collector"] == "jmeter_jtl" and entry["rows"] == {"requests": 1806, "load": 91} and entry["tz"] == "Europe/Paris"
     raw = pd.read_csv(ramp20_jtl)
     assert run["start"] == pd.Timestamp(raw.timeStamp.min(), unit="ms", tz="UTC").isoformat(timespec="milliseconds")
     assert run["end"] == pd.Timestamp(raw.timeStamp.max(), unit="ms", tz="UTC").isoformat(timespec="milliseconds")

@@ -32,7 +32,8 @@ import pandas as pd
 from scipy import stats as sps
 
 from capacity.analysis.align import CPU_BUSY_SQL, join_parts, users_per_second, wide_bins
-from capacity.analysis.stats import PERCENTILES, combine_summaries, label_stats
+from capacity.analysis.stats import PERCENTILES, label_stats
+from capacity.analysis.summaries import combine_summaries
 
 ALPHA = 0.05
 BOOTSTRAP = 400

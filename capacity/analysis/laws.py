@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from capacity.analysis.estimate import Estimate
+from capacity.analysis.tdist import t_critical
 
 LEVEL = 0.95
 
@@ -23,7 +23,7 @@ def mean_estimate(values: np.ndarray | pd.Series) -> Estimate:
     m = float(v.mean())
     if len(v) < 2:
         return Estimate(m, math.nan, math.nan)
-    half = float(stats.t.ppf(0.5 + LEVEL / 2, len(v) - 1)) * float(v.std(ddof=1)) / math.sqrt(len(v))
+    half = t_critical(len(v) - 1, LEVEL) * float(v.std(ddof=1)) / math.sqrt(len(v))
     return Estimate(m, m - half, m + half)
 
 

@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from capacity.analysis.estimate import Estimate
+from capacity.analysis.tdist import t_critical
 
 LEVEL = 0.95
 
@@ -84,7 +84,7 @@ def fit_line(x: np.ndarray | list[float], y: np.ndarray | list[float]) -> Linear
     sst = float(((y - y.mean()) ** 2).sum())
     if df > 0:
         s = math.sqrt(ssr / df)
-        t = float(stats.t.ppf(0.5 + LEVEL / 2, df))
+        t = t_critical(df, LEVEL)
         se_b = s / math.sqrt(sxx)
         se_a = s * math.sqrt(1 / n + xm * xm / sxx)
         slope = Estimate(b, b - t * se_b, b + t * se_b)

@@ -1,67 +1,58 @@
 """Exact request statistics, computed by DuckDB over the stored Parquet.
 
-Percentiles are exact (every sample sorted, no sketches, never an average of
-percentiles). The default method is linear interpolation between closest ranks
-(numpy's default, DuckDB's `quantile_cont`); `nearest` gives the nearest-rank
-value (DuckDB's `quantile_disc`). The method is named in every output.
+Percentiles are exact (from every sample, no sketches, never an average of
+percentiles; see `exact_sql` for how). The default method is linear
+interpolation between closest ranks (numpy's default, DuckDB's
+`quantile_cont`); `nearest` gives the nearest-rank value (DuckDB's
+`quantile_disc`). The method is named in every output.
 
-Where only summaries exist (`request_stats`), `combine_summaries` merges them:
-counts add, means and variances pool by count, and percentiles are reported as
-unavailable because they cannot be recovered from summaries.
+Runs holding only the tools' summaries are the business of `summaries`.
+pandas is imported only by the functions returning frames, so `capacity stats`
+starts quickly.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
+import uuid
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import numpy as np
-import pandas as pd
 
-PERCENTILES = {"p50_ms": 0.5, "p90_ms": 0.9, "p95_ms": 0.95, "p99_ms": 0.99, "p999_ms": 0.999}
-METHODS = {"linear": "quantile_cont", "nearest": "quantile_disc"}
+from capacity.analysis.exact_sql import PERCENTILES, histogram_sql, merged_sql, stats_sql
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 AGG_KEYS = ("count", "errors", "error_pct", "mean_ms", "std_ms", "min_ms", *PERCENTILES, "max_ms")
 STAT_KEYS = (*AGG_KEYS, "throughput_rps")
-
-
-def _quantiles(method: str) -> str:
-    if method not in METHODS:
-        raise ValueError(f"unknown percentile method {method!r}; known: {', '.join(METHODS)}")
-    fn = METHODS[method]
-    # One aggregate over the list of fractions: DuckDB sorts the values once, not once per percentile.
-    fractions = "[" + ", ".join(str(q) for q in PERCENTILES.values()) + "]"
-    return ", ".join(f"{fn}(elapsed_ms, {fractions})[{i}] AS {name}" for i, name in enumerate(PERCENTILES, start=1))
-
-
-def _aggregates(method: str) -> str:
-    # stddev_pop: JMeter's Summary Report "Std. Dev." is the population deviation.
-    return (
-        "count(*) AS count, "
-        "count(*) FILTER (WHERE NOT success) AS errors, "
-        "100.0 * count(*) FILTER (WHERE NOT success) / count(*) AS error_pct, "
-        f"avg(elapsed_ms) AS mean_ms, stddev_pop(elapsed_ms) AS std_ms, min(elapsed_ms) AS min_ms, {_quantiles(method)}, "
-        "max(elapsed_ms) AS max_ms"
-    )
-
-
-def _apdex(t_ms: float) -> str:
-    """Apdex = (satisfied + tolerating/2) / all, with F = 4T; a failed sample is frustrated."""
-    t = float(t_ms)
-    return (
-        f"(count(*) FILTER (WHERE success AND elapsed_ms <= {t}) "
-        f"+ 0.5 * count(*) FILTER (WHERE success AND elapsed_ms > {t} AND elapsed_ms <= {4 * t})) / count(*) AS apdex"
-    )
+# How far from the run's first and last timestamps the first and last sample start are looked for
+# before falling back to a full scan (`run_span_s`).
+SPAN_EDGE_S = 300
 
 
 def run_span_s(con: duckdb.DuckDBPyConnection, run: str) -> float | None:
-    """Seconds from the first sample's start to the last sample's end (JMeter's throughput span)."""
-    row = con.execute(
-        "SELECT (max(epoch_ms(ts) + elapsed_ms) - min(epoch_ms(ts))) / 1000.0 FROM requests "
-        "WHERE run_id = ? AND row_kind = 'sample'",
-        [run],
-    ).fetchone()
-    return row[0] if row and row[0] else None
+    """Seconds from the first sample's start to the last sample's end (JMeter's throughput span).
+
+    The first and last timestamps of the run come from the Parquet statistics; only the row
+    groups near both ends are then read, and a full scan is the fallback when no sample lies
+    within `SPAN_EDGE_S` seconds of either end.
+    """
+    where = "run_id = ? AND row_kind = 'sample'"
+    first, last, longest = con.execute("SELECT min(ts), max(ts), max(elapsed_ms) FROM requests WHERE run_id = ?", [run]).fetchone()
+    if first is None:
+        return None
+    edge = timedelta(seconds=SPAN_EDGE_S)
+    start = con.execute(f"SELECT min(ts) FROM requests WHERE {where} AND ts <= ?", [run, first + edge]).fetchone()[0]
+    last_start = con.execute(f"SELECT max(ts) FROM requests WHERE {where} AND ts >= ?", [run, last - edge]).fetchone()[0]
+    if start is None or last_start is None or longest is None:
+        row = con.execute(f"SELECT (max(epoch_ms(ts) + elapsed_ms) - min(epoch_ms(ts))) / 1000.0 FROM requests WHERE {where}", [run]).fetchone()
+        return row[0] if row and row[0] else None
+    # The sample ending last started at most `longest` before the last start.
+    end = con.execute(f"SELECT max(epoch_ms(ts) + elapsed_ms) FROM requests WHERE {where} AND ts >= ?",
+                      [run, last_start - timedelta(milliseconds=float(longest))]).fetchone()[0]
+    span = (end - start.timestamp() * 1000.0) / 1000.0 if end is not None else None
+    return span or None
 
 
 def label_stats(con: duckdb.DuckDBPyConnection, run: str, method: str = "linear", apdex_t_ms: float | None = None) -> dict[str, Any]:
@@ -71,20 +62,20 @@ def label_stats(con: duckdb.DuckDBPyConnection, run: str, method: str = "linear"
     (`sample` or `transaction`); sub-results are left out so nothing is counted
     twice, and `overall` covers `sample` rows only. Throughput divides by the
     run's span (`run_span_s`), the same span for every label. With `apdex_t_ms`
-    every entry also carries `apdex` (T given, F = 4T).
+    every entry also carries `apdex` (T given, F = 4T). One pass over the samples
+    builds the per-label histogram (`exact_sql`); the overall line comes from it.
     """
     span = run_span_s(con, run)
-    extra = f", {_apdex(apdex_t_ms)}" if apdex_t_ms else ""
     keys = [*AGG_KEYS, *(["apdex"] if apdex_t_ms else [])]
-    rows = con.execute(
-        f"SELECT label, row_kind AS kind, {_aggregates(method)}{extra} FROM requests "
-        "WHERE run_id = ? AND row_kind IN ('sample', 'transaction') GROUP BY label, row_kind ORDER BY label, row_kind",
-        [run],
-    ).fetchall()
+    table = f"_hist_{uuid.uuid4().hex}"
+    source = "(SELECT * FROM requests WHERE run_id = $run AND row_kind IN ('sample', 'transaction'))"
+    con.execute(f"CREATE TEMP TABLE {table} AS {histogram_sql(['label', 'row_kind AS kind'], source)}", {"run": run})
+    try:
+        rows = con.execute(f"{stats_sql(table, ['label', 'kind'], method, apdex_t_ms)} ORDER BY label, kind").fetchall()
+        overall_row = con.execute(stats_sql(merged_sql(table, [], "kind = 'sample'"), [], method, apdex_t_ms)).fetchone()
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
     labels = [_with_throughput(dict(zip(["label", "kind", *keys], r, strict=True)), span) for r in rows]
-    overall_row = con.execute(
-        f"SELECT {_aggregates(method)}{extra} FROM requests WHERE run_id = ? AND row_kind = 'sample'", [run]
-    ).fetchone()
     overall = _with_throughput(dict(zip(keys, overall_row, strict=True)), span) if overall_row and overall_row[0] else None
     result: dict[str, Any] = {"run": run, "percentile_method": method, "span_s": span, "labels": labels, "overall": overall}
     if apdex_t_ms:
@@ -113,158 +104,19 @@ def window_stats(
     across windows. Windows are aligned on the epoch (so two runs' windows
     line up); `throughput_rps` is the window's count divided by `window_s`.
     """
+    import pandas as pd
+
     if window_s <= 0:
         raise ValueError("window_s must be positive")
     width_ms = int(round(window_s * 1000))
-    group = "window_start, label" if by_label else "window_start"
-    label_col = "label, " if by_label else ""
-    extra = f", {_apdex(apdex_t_ms)}" if apdex_t_ms else ""
-    df = con.execute(
-        f"SELECT make_timestamp(((epoch_ms(ts) // {width_ms}) * {width_ms}) * 1000) AS window_start, {label_col}"
-        f"{_aggregates(method)}{extra} FROM requests WHERE run_id = ? AND row_kind = 'sample' "
-        f"GROUP BY {group} ORDER BY {group}",
-        [run],
-    ).df()
-    df["window_start"] = pd.to_datetime(df["window_start"]).dt.tz_localize("UTC") if df["window_start"].dt.tz is None else df["window_start"]
+    keys = ["window_ms", "label"] if by_label else ["window_ms"]
+    source = "(SELECT * FROM requests WHERE run_id = $run AND row_kind = 'sample')"
+    histogram = histogram_sql([f"(epoch_ms(ts) // {width_ms}) * {width_ms} AS window_ms", *keys[1:]], source)
+    df = con.execute(f"{stats_sql(f'({histogram})', keys, method, apdex_t_ms)} ORDER BY {', '.join(keys)}", {"run": run}).df()
+    df.insert(0, "window_start", pd.to_datetime(df.pop("window_ms").astype("int64"), unit="ms", utc=True))
+    for key in ("count", "errors"):
+        df[key] = df[key].astype("int64")
     df["window_end"] = df["window_start"] + pd.Timedelta(milliseconds=width_ms)
     df["throughput_rps"] = df["count"] / window_s
     df["percentile_method"] = method
     return df
-
-
-def combine_summaries(stats: pd.DataFrame, group_by: str | None = None) -> pd.DataFrame:
-    """Combine `request_stats` rows (one label or window each) into totals.
-
-    Counts and errors add; the mean is count-weighted; the standard deviation
-    pools within- and between-row variance (exact for population deviations);
-    min and max are extremes. Percentiles cannot be combined from summaries and
-    are returned as missing, with `percentiles` = "unavailable (combined from
-    summaries)". Throughput: a `total` row written by the tool is authoritative
-    when present; otherwise it is `count / span` when the windows are known,
-    and otherwise `count / max(count_i / throughput_i)`, an upper bound since
-    the run lasted at least as long as its longest label
-    (`throughput_basis` says which). Rows of kind `total` are never summed with
-    the others, but a disagreement between them is reported in `check`.
-    """
-    if stats.empty:
-        return pd.DataFrame()
-    groups = [((), stats)] if group_by is None else list(stats.groupby(group_by, sort=True))
-    out = []
-    for key, g in groups:
-        kind = g["row_kind"] if "row_kind" in g else pd.Series([None] * len(g), index=g.index)
-        totals = g[kind.fillna("") == "total"]
-        parts = g[kind.fillna("") != "total"]
-        row = _combine(parts)
-        if group_by is not None:
-            row[group_by] = key[0] if isinstance(key, tuple) else key
-        row["check"] = _check(row, totals)
-        if len(totals) == 1 and pd.notna(totals["throughput_rps"].iloc[0]):
-            row["throughput_rps"] = float(totals["throughput_rps"].iloc[0])
-            row["throughput_basis"] = "tool total row"
-        out.append(row)
-    return pd.DataFrame(out)
-
-
-def _combine(g: pd.DataFrame) -> dict[str, Any]:
-    n = g["count"].astype(float)
-    total = float(n.sum())
-    errors = g["errors"].fillna(0).astype(float).sum() if "errors" in g else math.nan
-    mean = float((n * g["mean_ms"]).sum() / total) if total else math.nan
-    std = math.nan
-    if "std_ms" in g and g["std_ms"].notna().all() and total:
-        std = float(np.sqrt((n * (g["std_ms"] ** 2 + (g["mean_ms"] - mean) ** 2)).sum() / total))
-    row: dict[str, Any] = {
-        "count": int(total),
-        "errors": int(errors) if not math.isnan(errors) else None,
-        "error_pct": 100.0 * errors / total if total and not math.isnan(errors) else None,
-        "mean_ms": mean,
-        "std_ms": std,
-        "min_ms": float(g["min_ms"].min()) if "min_ms" in g else math.nan,
-        "max_ms": float(g["max_ms"].max()) if "max_ms" in g else math.nan,
-        **{p: None for p in PERCENTILES},
-        "percentiles": "unavailable (combined from summaries)",
-    }
-    row["throughput_rps"], row["throughput_basis"] = _throughput(g, total)
-    return row
-
-
-def _throughput(g: pd.DataFrame, total: float) -> tuple[float | None, str]:
-    if {"window_start", "window_end"} <= set(g) and g["window_start"].notna().all() and g["window_end"].notna().all():
-        span = (pd.to_datetime(g["window_end"]).max() - pd.to_datetime(g["window_start"]).min()).total_seconds()
-        if span > 0:
-            return total / span, "count over the windows' span"
-    if "throughput_rps" in g:
-        ok = g[(g["throughput_rps"] > 0) & g["count"].gt(0)]
-        if not ok.empty:
-            longest = float((ok["count"] / ok["throughput_rps"]).max())
-            return total / longest, "upper bound: count over the longest label's span"
-    return None, "unavailable"
-
-
-def _check(row: dict[str, Any], totals: pd.DataFrame) -> str | None:
-    """Compare the combination with the tool's own total row, if any."""
-    if len(totals) != 1:
-        return None
-    t = totals.iloc[0]
-    problems = []
-    if int(t["count"]) != row["count"]:
-        problems.append(f"count {row['count']} vs tool total {int(t['count'])}")
-    if pd.notna(t.get("mean_ms")) and abs(float(t["mean_ms"]) - row["mean_ms"]) > max(1.0, 1e-3 * row["mean_ms"]):
-        problems.append(f"mean {row['mean_ms']:.1f} ms vs tool total {float(t['mean_ms']):.1f} ms")
-    return "; ".join(problems) if problems else "agrees with the tool's total row"
-
-
-def summary_stats(con: duckdb.DuckDBPyConnection, run: str) -> dict[str, Any]:
-    """Per-label and overall statistics of a run that has only the tools' summaries (`request_stats`).
-
-    Whole-run rows (no window) are the tool's own figures and are reported as
-    they are, percentiles included, named by the tool's `percentile_method`
-    (e.g. `locust-bucketed`); several whole-run rows of one label (several
-    generators or files) and windowed rows (Tsung intervals, Locust history) are
-    combined with `combine_summaries`, which marks percentiles unavailable.
-    `overall` is the tool's single total row when it wrote one, else the
-    combination of every label. Same keys as `label_stats`, plus `basis`.
-    """
-    frame = con.execute("SELECT * FROM request_stats WHERE run_id = ?", [run]).df()
-    result: dict[str, Any] = {"run": run, "basis": "summaries", "percentile_method": None, "span_s": None, "labels": [], "overall": None}
-    if frame.empty:
-        return result
-    frame["row_kind"] = frame["row_kind"].fillna("sample")
-    whole = frame[frame["window_start"].isna()]
-    rows = whole if not whole.empty else frame
-    methods = sorted({m for m in rows["percentile_method"].dropna()})
-    parts = rows[rows["row_kind"] != "total"]
-    labels = []
-    for (label, kind), group in parts.groupby(["label", "row_kind"], sort=True):
-        entry = _tool_row(group.iloc[0]) if len(group) == 1 else _combined_row(group)
-        labels.append({"label": label, "kind": kind, **entry})
-    totals = rows[rows["row_kind"] == "total"]
-    if len(totals) == 1:
-        overall = _tool_row(totals.iloc[0])
-    else:
-        samples = parts[parts["row_kind"] == "sample"]
-        overall = _combined_row(samples) if not samples.empty else None
-    result.update(labels=labels, overall=overall,
-                  percentile_method=", ".join(methods) if methods and all(e.get("p50_ms") is not None for e in labels) else "unavailable")
-    if overall and overall.get("throughput_rps"):
-        result["span_s"] = overall["count"] / overall["throughput_rps"]
-    return result
-
-
-def _clean(value: Any) -> Any:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value
-
-
-def _tool_row(row: pd.Series) -> dict[str, Any]:
-    out = {key: _clean(row.get(key)) for key in STAT_KEYS if key != "error_pct"}
-    out["count"] = int(row["count"])
-    out["errors"] = int(row["errors"]) if _clean(row.get("errors")) is not None else None
-    out["error_pct"] = 100.0 * out["errors"] / out["count"] if out["errors"] is not None and out["count"] else None
-    return {key: out.get(key) for key in STAT_KEYS}
-
-
-def _combined_row(group: pd.DataFrame) -> dict[str, Any]:
-    combined = combine_summaries(group).iloc[0].to_dict()
-    return {key: _clean(combined.get(key)) for key in STAT_KEYS}

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from capacity.analysis.align import CPU_BUSY_SQL, run_offset, steady_window, users_per_second
-from capacity.analysis.stats import METHODS
 
 STEP_COLUMNS = (
     "run", "step", "kind", "users", "start", "end", "duration_s", "requests", "throughput_rps", "errors", "error_pct",
@@ -23,6 +22,8 @@ STEP_COLUMNS = (
     "busy_workers", "max_workers",
 )
 # Server-side columns averaged per step: metric name -> step column.
+# Exact percentiles of each method (see `exact_sql` for the definitions).
+QUANTILE_FUNCTIONS = {"linear": "quantile_cont", "nearest": "quantile_disc"}
 HOST_COLUMNS = {"mem.used_bytes": "mem_used_bytes", "load.1m": "load_1m", "web.busy_workers": "busy_workers"}
 
 
@@ -118,9 +119,8 @@ def step_table(con: duckdb.DuckDBPyConnection, run: str, steps: list[Step], meth
     busy % and the other host columns of the busiest host (highest CPU),
     `busy_workers`/`max_workers` from `web_status` when present.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown percentile method {method!r}; known: {', '.join(METHODS)}")
-    fn = METHODS[method]
+    if method not in QUANTILE_FUNCTIONS:
+        raise ValueError(f"unknown percentile method {method!r}; known: {', '.join(QUANTILE_FUNCTIONS)}")
     frame = pd.DataFrame(
         {
             "step": range(len(steps)),
@@ -142,24 +142,32 @@ def step_table(con: duckdb.DuckDBPyConnection, run: str, steps: list[Step], meth
     if not steps:
         return pd.DataFrame(columns=list(STEP_COLUMNS))
     con.register("_steps", frame)
+    con.register("_step_seconds", _seconds_of(frame))
     try:
+        # Each second of the run belongs to at most one step: an equality join on the second finds a
+        # sample's step in one hash probe (a range or as-of join would sort every sample).
+        source = (
+            "(SELECT s.step, r.elapsed_ms, r.success FROM requests r JOIN _step_seconds s "
+            "ON CAST(floor(epoch(r.ts)) AS BIGINT) = s.second "
+            "WHERE r.run_id = $run AND r.row_kind = 'sample' AND epoch_ms(r.ts) >= s.start_ms AND epoch_ms(r.ts) < s.end_ms)"
+        )
+        # Steps hold a few thousand samples each: sorting them (`quantile_*`) beats a histogram here.
+        fn = QUANTILE_FUNCTIONS[method]
         req = con.execute(
-            "SELECT s.step, count(*) AS requests, count(*) FILTER (WHERE NOT r.success) AS errors, avg(r.elapsed_ms) AS mean_ms, "
-            f"{fn}(r.elapsed_ms, [0.5, 0.9, 0.95, 0.99])[1] AS p50_ms, {fn}(r.elapsed_ms, [0.5, 0.9, 0.95, 0.99])[2] AS p90_ms, "
-            f"{fn}(r.elapsed_ms, [0.5, 0.9, 0.95, 0.99])[3] AS p95_ms, {fn}(r.elapsed_ms, [0.5, 0.9, 0.95, 0.99])[4] AS p99_ms, "
-            "max(r.elapsed_ms) AS max_ms "
-            # Steps are disjoint and sorted: an ASOF join finds each sample's step in one merge pass,
-            # where a range join compares every sample with every step.
-            "FROM requests r ASOF JOIN _steps s ON epoch_ms(r.ts) >= s.start_ms "
-            "WHERE r.run_id = ? AND r.row_kind = 'sample' AND epoch_ms(r.ts) < s.end_ms GROUP BY s.step",
-            [run],
+            "SELECT step, count(*) AS requests, count(*) FILTER (WHERE NOT success) AS errors, avg(elapsed_ms) AS mean_ms, "
+            f"{fn}(elapsed_ms, [0.5, 0.9, 0.95, 0.99]) AS q, max(elapsed_ms) AS max_ms FROM {source} GROUP BY step",
+            {"run": run},
         ).df()
+        for i, name in enumerate(("p50_ms", "p90_ms", "p95_ms", "p99_ms")):
+            req[name] = [None if q is None else q[i] for q in req["q"]]
+        req = req.drop(columns="q")
         if req.empty:
             req = _summary_means(con, run)
         host = _host_means(con, run, frame, offset_s)
         web = _web_means(con, run, frame, offset_s)
     finally:
         con.unregister("_steps")
+        con.unregister("_step_seconds")
     out = out.merge(req, on="step", how="left").merge(host, on="step", how="left").merge(web, on="step", how="left")
     if "web_busy" in out:
         out["busy_workers"] = out["busy_workers"].fillna(out["web_busy"]) if "busy_workers" in out else out["web_busy"]
@@ -171,6 +179,21 @@ def step_table(con: duckdb.DuckDBPyConnection, run: str, steps: list[Step], meth
         if c not in out:
             out[c] = np.nan
     return out[list(STEP_COLUMNS)]
+
+
+def _seconds_of(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every whole second (epoch) each step touches, with the step's bounds in ms."""
+    first = frame["start_ms"].to_numpy() // 1000
+    last = (frame["end_ms"].to_numpy() - 1) // 1000
+    counts = np.maximum(last - first + 1, 0)
+    rows = np.repeat(np.arange(len(frame)), counts)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return pd.DataFrame({
+        "second": first[rows] + offsets,
+        "step": frame["step"].to_numpy()[rows],
+        "start_ms": frame["start_ms"].to_numpy()[rows],
+        "end_ms": frame["end_ms"].to_numpy()[rows],
+    })
 
 
 def _summary_means(con: duckdb.DuckDBPyConnection, run: str) -> pd.DataFrame:

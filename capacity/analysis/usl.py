@@ -15,9 +15,10 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize
 
 from capacity.analysis.estimate import Estimate
+from capacity.analysis.tdist import t_critical
 
 LEVEL = 0.95
 MIN_POINTS = 6  # usl4j refuses fewer, R's usl warns (MODELS.md B8.3)
@@ -142,7 +143,7 @@ def fit_usl(n: np.ndarray | list[float], x: np.ndarray | list[float]) -> USLFit:
     t = math.nan
     if df > 0:
         s2 = ssr / df
-        t = float(stats.t.ppf(0.5 + LEVEL / 2, df))
+        t = t_critical(df, LEVEL)
         try:
             sub = np.linalg.inv(jac.T @ jac) * s2
             cov = np.zeros((3, 3))

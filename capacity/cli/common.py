@@ -9,8 +9,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 BAD_INPUT = 3
 
@@ -59,15 +57,22 @@ def fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+LEFT_ALIGNED = ("label", "kind", "run", "path", "collector")
+
+
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], formatters: dict[str, Callable[[Any], str]] | None = None) -> None:
-    """Print a table to stdout with rich, right-aligning numbers."""
-    table = Table(title=title, title_justify="left")
-    for name in columns:
-        table.add_column(name, justify="left" if name in ("label", "kind", "run", "path", "collector") else "right")
+    """Print a table to stdout as aligned plain text, numbers right-aligned.
+
+    Plain text rather than a rich table: a step table has thousands of rows, and
+    the output stays the same whether or not it goes to a terminal.
+    """
     formatters = formatters or {}
-    for row in rows:
-        table.add_row(*(formatters.get(c, fmt)(v) for c, v in zip(columns, row, strict=True)))
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=240)
-    console.print(table)
+    cells = [[formatters.get(c, fmt)(v) for c, v in zip(columns, row, strict=True)] for row in rows]
+    widths = [max([len(name), *(len(r[i]) for r in cells)]) for i, name in enumerate(columns)]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.ljust(w) if c in LEFT_ALIGNED else v.rjust(w) for c, v, w in zip(columns, values, widths, strict=True)).rstrip()
+
+    out = [title, line(list(columns)), "  ".join("-" * w for w in widths)]
+    out.extend(line(r) for r in cells)
+    click.echo("\n".join(out))

@@ -41,7 +41,7 @@ def runs(store_dir: str | None, as_json: bool) -> None:
               help="linear: interpolation between closest ranks (numpy default); nearest: nearest-rank value.")
 def stats(run: str, store_dir: str | None, as_json: bool, percentile_method: str) -> None:
     """Per-label request statistics of RUN, exact, computed over the stored Parquet."""
-    from capacity.analysis.stats import STAT_KEYS, label_stats, summary_stats
+    from capacity.analysis.stats import STAT_KEYS, label_stats
     from capacity.store import Store
 
     store = Store.open(store_dir)
@@ -50,7 +50,12 @@ def stats(run: str, store_dir: str | None, as_json: bool, percentile_method: str
     try:
         # Raw samples give exact statistics; a run holding only the tools' summaries reports those.
         has_samples = con.execute("SELECT count(*) FROM requests WHERE run_id = ?", [run]).fetchone()[0]
-        result = label_stats(con, run, percentile_method) if has_samples else summary_stats(con, run)
+        if has_samples:
+            result = label_stats(con, run, percentile_method)
+        else:
+            from capacity.analysis.summaries import summary_stats
+
+            result = summary_stats(con, run)
     finally:
         con.close()
     if as_json:
