@@ -21,15 +21,17 @@ import pyarrow.compute as pc
 
 from capacity.schema import conform
 
-_PARTIAL = ("generator", "second", "last_ms", "users", "requests", "errors")
+# Within a (generator, second) group the latest sample wins, the larger user count on a tie: both
+# are packed in one integer (millisecond within the second above the user count) so that a hash
+# aggregation's `max` finds it, with no sort.
+_USER_BITS = 40
+_PARTIAL = ["generator", "second", "latest", "requests", "errors"]
 
 
 def _reduce(table: pa.Table) -> pa.Table:
-    """One row per (generator, second): users at the latest start, requests and failures summed."""
-    ordered = table.sort_by([("generator", "ascending"), ("second", "ascending"), ("last_ms", "ascending"), ("users", "ascending")])
-    return ordered.group_by(["generator", "second"], use_threads=False).aggregate(
-        [("last_ms", "max"), ("users", "last"), ("requests", "sum"), ("errors", "sum")]
-    ).rename_columns(["generator", "second", "last_ms", "users", "requests", "errors"]).select(list(_PARTIAL))
+    """One row per (generator, second): the latest reading, requests and failures summed."""
+    out = table.group_by(["generator", "second"]).aggregate([("latest", "max"), ("requests", "sum"), ("errors", "sum")])
+    return out.rename_columns([c.removesuffix("_max").removesuffix("_sum") for c in out.column_names]).select(_PARTIAL)
 
 
 class LoadSeconds:
@@ -43,17 +45,21 @@ class LoadSeconds:
         """Reduce one batch of `requests` (columns ts, success, row_kind, generator, active_users)."""
         if "active_users" not in requests.column_names or requests.num_rows == 0:
             return
-        keep = pc.and_(pc.equal(requests["row_kind"], "sample"), pc.is_valid(requests["active_users"]))
-        rows = requests.filter(keep)
+        users = requests["active_users"]
+        # A negative or absurd thread count says nothing about load: such rows are left out of it.
+        in_range = pc.and_(pc.greater_equal(users, 0), pc.less(users, 1 << _USER_BITS))
+        keep = pc.and_(pc.equal(requests["row_kind"], "sample"), pc.fill_null(in_range, False))
+        rows = requests.select(["ts", "generator", "success"]).append_column("users", users).filter(keep)
         if rows.num_rows == 0:
             return
-        start_ms = pc.cast(rows["ts"], pa.int64())
+        start_ms = pc.cast(rows["ts"], pa.int64()).to_numpy()
+        count = pc.cast(rows["users"], pa.int64()).to_numpy()
+        second = np.floor_divide(start_ms, 1000)
         batch = pa.table({
             "generator": rows["generator"],
-            "second": pc.floor(pc.divide(pc.cast(start_ms, pa.float64()), 1000.0)).cast(pa.int64()),
-            "last_ms": start_ms,
-            "users": pc.cast(rows["active_users"], pa.float64()),
-            "requests": pa.array(np.ones(rows.num_rows, dtype=np.int64)),
+            "second": second,
+            "latest": ((start_ms - second * 1000) << _USER_BITS) | count,
+            "requests": np.ones(len(second), dtype=np.int64),
             "errors": pc.cast(pc.invert(rows["success"]), pa.int64()),
         })
         self.parts.append(_reduce(batch))
@@ -68,9 +74,11 @@ class LoadSeconds:
             return None
         merged = _reduce(pa.concat_tables(self.parts)).sort_by([("second", "ascending"), ("generator", "ascending")])
         self.parts = [merged]
+        latest = merged["latest"].to_numpy()
+        start_ms = merged["second"].to_numpy() * 1000 + (latest >> _USER_BITS)
         return conform(pa.table({
-            "ts": pc.cast(merged["last_ms"], pa.timestamp("ms", tz="UTC")),
-            "active_users": merged["users"],
+            "ts": pa.array(start_ms, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+            "active_users": (latest & ((1 << _USER_BITS) - 1)).astype(np.float64),
             "rps": pc.cast(merged["requests"], pa.float64()),
             "errors_per_s": pc.cast(merged["errors"], pa.float64()),
             "generator": merged["generator"],

@@ -5,21 +5,30 @@ Each activity starts with `# hostname;interval;timestamp;<columns>`; the CPU
 skipped (counters are never differenced here, so a restart needs no repair).
 Timestamps are UTC (`... UTC`), epoch seconds (`-U`) or local with a zone
 abbreviation (`-T`/`-t`, read in the `tz` option's zone).
+
+Two readers give the same table. `sadf_csv_blocks` reads the file column-wise, block by
+block, and yields it in batches by time range (`read_batches`): it takes every file sadf
+writes, restarts included. A file it finds unusual (comment lines, text before the first
+header, odd line breaks or bytes, a row with another field count or a value that is not a
+plain number; see that module) is read by the line-by-line reader here, which accepts
+the same files as before and names the file and line of what is wrong.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
 
+from collectors import jtl_fast
+from collectors import sadf_csv_blocks as blocks
 from collectors import sysstat_columns as sc
 from collectors.base import CollectorError, check_zone, first_lines, read_text
 
 name = "sadf_csv"
 
-PREFIX = "# hostname;interval;timestamp;"
+PREFIX = blocks.PREFIX
 
 
 def detect(path: Path) -> bool:
@@ -30,14 +39,8 @@ def detect(path: Path) -> bool:
 
 class _Block:
     def __init__(self, header: list[str], line: int) -> None:
-        if header and header[0] in sc.DEVICE_COLUMNS:
-            self.device: str | None = header[0]
-            self.columns = header[1:]
-        else:
-            self.device, self.columns = None, header
-        self.section = sc.section_for(self.columns[0], self.device) if self.columns else None
-        self.known = self.section is not None or (bool(self.columns) and sc.is_skipped(self.columns[0])) \
-            or self.device in ("INTR", "TTY")
+        head = blocks.header(header)
+        self.device, self.columns, self.section, self.known = head.device, head.columns, head.section, head.known
         self.line = line
         self.stamps: list[str] = []
         self.devices: list[str | None] = []
@@ -60,9 +63,9 @@ def _flush(path: Path, block: _Block | None, rows: sc.LongRows, local: list[bool
     rows.add_block(ts, devices, sc.usable_columns(block.section, block.columns), block.columns, values)
 
 
-def read(path: Path, tz: str = "UTC", host: str | None = None, warn: Callable[[str], None] | None = None,
-         **_: object) -> dict[str, pa.Table]:
-    """Read `sadf -d` output into `host_metrics`."""
+def read_lines(path: Path, tz: str = "UTC", host: str | None = None, warn: Callable[[str], None] | None = None,
+               **_: object) -> dict[str, pa.Table]:
+    """Read `sadf -d` output line by line: the reader of unusual files (see the module docstring)."""
     path = Path(path)
     check_zone(path, tz)
     text = read_text(path, "sadf -d output")
@@ -104,12 +107,46 @@ def read(path: Path, tz: str = "UTC", host: str | None = None, warn: Callable[[s
         raise CollectorError(path, "no sadf -d header found: expected `# hostname;interval;timestamp;...`")
     if len(set(local)) > 1:
         raise CollectorError(path, "mixed UTC and local timestamps in one file")
-    if len(hosts) > 1 and host is None:
-        raise CollectorError(path, f"several hosts in one file ({', '.join(sorted(hosts))}): split it per host")
-    if warn and unmapped:
-        warn(f"{path}: sadf sections not mapped to metrics, skipped: {', '.join(unmapped)}")
-    host_name = host or (hosts.pop() if hosts else path.stem)
+    host_name = _host(path, hosts, host)
+    _warn_unmapped(path, unmapped, warn)
     info = {"host": host_name, "cpu_count": len(cpus) or None}
     table = sc.build_table(rows, host_name, name, tz if local and local[0] else None, info)
     return {"host_metrics": table}
 
+
+def _host(path: Path, hosts: set[str], host: str | None) -> str:
+    if len(hosts) > 1 and host is None:
+        raise CollectorError(path, f"several hosts in one file ({', '.join(sorted(hosts))}): split it per host")
+    return host or (next(iter(hosts)) if hosts else path.stem)
+
+
+def _warn_unmapped(path: Path, unmapped: list[str], warn: Callable[[str], None] | None) -> None:
+    if warn and unmapped:
+        warn(f"{path}: sadf sections not mapped to metrics, skipped: {', '.join(unmapped)}")
+
+
+def read_batches(path: Path, tz: str = "UTC", host: str | None = None, warn: Callable[[str], None] | None = None,
+                 **options: object) -> Iterator[tuple[str, pa.Table]]:
+    """Read `sadf -d` output into `host_metrics` batches by time range (one when the file is unusual)."""
+    path = Path(path)
+    check_zone(path, tz)
+    try:
+        parsed = blocks.parse(path, tz)
+    except blocks.Unusual:
+        yield from read_lines(path, tz=tz, host=host, warn=warn, **options).items()
+        return
+    except OSError as exc:
+        raise CollectorError(path, f"cannot read: {exc.strerror or exc}") from exc
+    host_name = _host(path, parsed.hosts, host)
+    _warn_unmapped(path, parsed.unmapped, warn)
+    info = {"host": host_name, "cpu_count": len(parsed.cpus) or None}
+    # Built in a thread while the caller writes the previous batch (both release the GIL).
+    for table in jtl_fast.prefetched(blocks.batches(parsed, host_name, name, info)):
+        yield "host_metrics", table
+
+
+def read(path: Path, tz: str = "UTC", host: str | None = None, warn: Callable[[str], None] | None = None,
+         **options: object) -> dict[str, pa.Table]:
+    """Read `sadf -d` output into `host_metrics`."""
+    parts = [table for _, table in read_batches(path, tz=tz, host=host, warn=warn, **options)]
+    return {"host_metrics": parts[0] if len(parts) == 1 else pa.concat_tables(parts)}

@@ -300,6 +300,29 @@ class LongRows:
         return sum(len(t) for t in self.ts)
 
 
+@dataclass
+class LongArrays:
+    """Long rows as codes: `device[i]` indexes `devices` (-1 is null), `metric[i]` indexes `metrics`.
+
+    `ts` holds UTC epoch milliseconds. Codes keep the derived-metric arithmetic in numpy and
+    integer group keys; the strings are made once, for the rows of the finished table.
+    """
+
+    ts: np.ndarray
+    device: np.ndarray
+    metric: np.ndarray
+    value: np.ndarray
+    devices: list[str]
+    metrics: list[str]
+
+
+def _codes(values: pa.Array) -> tuple[np.ndarray, list[str]]:
+    """Dictionary codes of a string array (-1 for null) and the dictionary."""
+    encoded = pc.dictionary_encode(values)
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+    return codes, encoded.dictionary.to_pylist()
+
+
 def build_table(rows: LongRows, host: str, source: str, local_tz: str | None,
                 host_info: dict[str, object] | None = None) -> pa.Table:
     """The canonical host_metrics table: derived metrics added, units already converted.
@@ -308,55 +331,107 @@ def build_table(rows: LongRows, host: str, source: str, local_tz: str | None,
     clock times in that zone (sar text).
     """
     ts_all = np.concatenate(rows.ts) if rows.ts else np.zeros(0, dtype=np.int64)
-    ts = pa.array(ts_all, pa.timestamp("ms"))
-    if local_tz is not None:
-        ts = pc.assume_timezone(ts, timezone=local_tz, ambiguous="earliest", nonexistent="earliest")
-    ts = pc.cast(ts, pa.timestamp("ms", tz="UTC"))
-    table = pa.table({
-        "ts": ts,
-        "device": pa.array([d for chunk in rows.device for d in chunk], pa.string()),
-        "metric": pa.array([m for chunk in rows.metric for m in chunk], pa.string()),
-        "value": pa.array(np.concatenate(rows.value) if rows.value else np.zeros(0), pa.float64()),
-    })
-    parts = [table]
+    device, devices = _codes(pa.array([d for chunk in rows.device for d in chunk], pa.string()))
+    metric, metrics = _codes(pa.array([m for chunk in rows.metric for m in chunk], pa.string()))
+    value = np.concatenate(rows.value).astype(np.float64, copy=False) if rows.value else np.zeros(0)
+    return long_table(LongArrays(utc_ms(ts_all, local_tz), device, metric, value, devices, metrics),
+                      host, source, host_info)
+
+
+def utc_ms(ts: np.ndarray, local_tz: str | None) -> np.ndarray:
+    """Epoch milliseconds read as wall-clock times in `local_tz` (None: already UTC) as UTC ones."""
+    if local_tz is None:
+        return ts
+    wall = pa.array(ts, pa.timestamp("ms"))
+    utc = pc.assume_timezone(wall, timezone=local_tz, ambiguous="earliest", nonexistent="earliest")
+    return utc.cast(pa.int64()).to_numpy()
+
+
+def long_table(rows: LongArrays, host: str, source: str, host_info: dict[str, object] | None = None) -> pa.Table:
+    """The canonical host_metrics table of `rows` with the derived metrics added.
+
+    Row order: the rows as given, then each derived metric, then the per-time network sums,
+    stably sorted by time; so a caller that splits its rows by time range and calls this per
+    range gets, concatenated, the same table as one call on all rows.
+    """
+    devices, metrics = list(rows.devices), list(rows.metrics)
+    code = {m: i for i, m in enumerate(metrics)}
+    dev_code = {d: i for i, d in enumerate(devices)}
+    # Grouping keys fill a null device with "" (so "" and null are one device) and derived rows
+    # of that device are null.
+    key = rows.device if "" not in dev_code else np.where(rows.device == dev_code[""], -1, rows.device)
+    parts = [(rows.ts, rows.device, rows.metric, rows.value)]
     for metric, (const, terms) in DERIVED.items():
-        parts.append(_combine(table, metric, const, terms, ["ts", "device"]))
-    net = table.filter(pc.and_(pc.is_in(table["metric"], pa.array(NET_ADDITIVE)),
-                               pc.not_equal(pc.fill_null(table["device"], ""), "lo")))
-    if net.num_rows:
-        summed = net.group_by(["ts", "metric"], use_threads=False).aggregate([("value", "sum")])
-        parts.append(pa.table({
-            "ts": summed["ts"], "device": pa.array(["all"] * summed.num_rows, pa.string()),
-            "metric": summed["metric"], "value": summed["value_sum"],
-        }))
-    table = pa.concat_tables(parts)
-    table = table.filter(pc.invert(pc.starts_with(table["metric"], "_")))
-    n = table.num_rows
-    table = table.append_column("host", pa.array([host] * n, pa.string()))
-    table = table.append_column("source", pa.array([source] * n, pa.string()))
-    table = conform(table.sort_by([("ts", "ascending")]), "host_metrics")
+        names = [t for t, _ in terms]
+        if not any(n in code for n in names):
+            continue
+        signs = np.zeros(len(metrics))
+        for name, sign in terms:
+            if name in code:
+                signs[code[name]] = sign
+        sel = np.flatnonzero(np.isin(rows.metric, [code[n] for n in names if n in code]))
+        if not len(sel):
+            continue
+        first, total, count = _group_sums(rows.ts[sel], key[sel], rows.value[sel] * signs[rows.metric[sel]])
+        whole = count == len(terms)
+        # Two decimals, as sar prints them, so 100 - 94.47 is 5.53 and not 5.530000000000001.
+        value = pc.round(pc.add(pa.array(total[whole]), const), 2).to_numpy()
+        code.setdefault(metric, len(metrics))
+        if code[metric] == len(metrics):
+            metrics.append(metric)
+        rows_at = sel[first[whole]]
+        parts.append((rows.ts[rows_at], key[rows_at], np.full(len(rows_at), code[metric], np.int32), value))
+    net_codes = [code[m] for m in NET_ADDITIVE if m in code]
+    if net_codes:
+        net = np.isin(rows.metric, net_codes)
+        if "lo" in dev_code:
+            net &= rows.device != dev_code["lo"]
+        sel = np.flatnonzero(net)
+        if len(sel):
+            first, total, _ = _group_sums(rows.ts[sel], rows.metric[sel], rows.value[sel])
+            if "all" not in dev_code:
+                dev_code["all"] = len(devices)
+                devices.append("all")
+            rows_at = sel[first]
+            parts.append((rows.ts[rows_at], np.full(len(rows_at), dev_code["all"], np.int32), rows.metric[rows_at], total))
+    ts, device, metric, value = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    kept = np.array([not m.startswith("_") for m in metrics] or [True], dtype=bool)[metric]
+    # A stable sort, as Table.sort_by is: rows of one time keep the order above.
+    order = np.flatnonzero(kept)
+    order = order[np.argsort(ts[order], kind="stable")]
+    device = device[order]
+    n = len(order)
+    table = pa.table({
+        "ts": pa.array(ts[order], pa.timestamp("ms", tz="UTC")),
+        "device": pa.array(devices, pa.string()).take(pa.array(device, pa.int32(), mask=device < 0)),
+        "metric": pa.array(metrics, pa.string()).take(pa.array(metric[order], pa.int32())),
+        "value": pa.array(value[order], pa.float64()),
+        "host": pa.repeat(pa.scalar(host, pa.string()), n),
+        "source": pa.repeat(pa.scalar(source, pa.string()), n),
+    })
+    table = conform(table, "host_metrics")
     if host_info is not None:
         table = table.replace_schema_metadata({b"host_info": json.dumps(host_info).encode()})
     return table
 
 
-def _combine(table: pa.Table, metric: str, const: float, terms: tuple[tuple[str, float], ...],
-             keys: list[str]) -> pa.Table:
-    names = [t for t, _ in terms]
-    part = table.filter(pc.is_in(table["metric"], pa.array(names)))
-    if part.num_rows == 0:
-        return table.schema.empty_table()
-    signs = pa.array([s for _, s in terms], pa.float64())
-    idx = pc.index_in(part["metric"], pa.array(names))
-    part = part.append_column("signed", pc.multiply(part["value"], pc.take(signs, idx)))
-    part = part.append_column("dev", pc.fill_null(part["device"], ""))
-    grouped = part.group_by(["ts", "dev"], use_threads=False).aggregate([("signed", "sum"), ("signed", "count")])
-    grouped = grouped.filter(pc.equal(grouped["signed_count"], len(terms)))
-    # Two decimals, as sar prints them, so 100 - 94.47 is 5.53 and not 5.530000000000001.
-    value = pc.round(pc.add(grouped["signed_sum"], const), 2)
-    device = pc.if_else(pc.equal(grouped["dev"], ""), pa.scalar(None, pa.string()), grouped["dev"])
-    return pa.table({"ts": grouped["ts"], "device": device,
-                     "metric": pa.array([metric] * grouped.num_rows, pa.string()), "value": value})
+def _group_sums(ts: np.ndarray, key: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Groups of equal (ts, key), in the order of their first row: that row, the sum and count of values.
+
+    Each sum adds its values in row order, starting from 0.
+    """
+    order = np.lexsort((key, ts))
+    st, sk = ts[order], key[order]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = (st[1:] != st[:-1]) | (sk[1:] != sk[:-1])
+    group = np.empty(len(order), dtype=np.int64)
+    group[order] = np.cumsum(starts) - 1
+    first = order[starts]  # lexsort is stable: the first row of each run is the group's first row
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    group = rank[group]
+    n = len(first)
+    return np.sort(first), np.bincount(group, weights=value, minlength=n), np.bincount(group, minlength=n)
 
 
 def parse_numbers(path: object, texts: list[list[str]], line_numbers: list[int],
