@@ -31,16 +31,17 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from capacity.schema import TABLES, SchemaError, conform
+
+if TYPE_CHECKING:  # pandas is loaded by DuckDB's `.df()` when a frame is asked for, not at start-up
+    import pandas as pd
 
 DEFAULT_STORE = "data/store"
 CATALOG = "catalog.json"
@@ -50,6 +51,8 @@ TMP_PREFIX = "_tmp-"
 DUCKDB_MEMORY = "768MB"
 # Time columns that bound a run's span, per table.
 SPAN_COLUMNS = ("ts", "window_start", "window_end", "period_start")
+# DuckDB types of the canonical tables' Arrow types (for views over tables with no data).
+_SQL_TYPES = {"string": "VARCHAR", "double": "DOUBLE", "int64": "BIGINT", "bool": "BOOLEAN", "timestamp[ms, tz=UTC]": "TIMESTAMPTZ"}
 # Free text no query filters on by range: min/max statistics of it cost write time and say nothing.
 NO_STATISTICS = frozenset({"message", "error", "url", "thread", "labels", "data_type"})
 
@@ -336,6 +339,8 @@ class Store:
     def table(self, kind: str, runs: Iterable[str] | None = None, columns: list[str] | None = None) -> pa.Table:
         """Table `kind` for `runs` as one Arrow table, with the `run_id` column."""
         files = self.parts(kind, runs)
+        import pyarrow.dataset as ds  # loads pandas: only when a table is read whole
+
         part = ds.partitioning(pa.schema([("run_id", pa.string())]), flavor="hive")
         if not files:
             schema = TABLES[kind].arrow_schema().append(pa.field("run_id", pa.string()))
@@ -375,9 +380,10 @@ class Store:
                     f"hive_types = {{'run_id': VARCHAR}}, union_by_name = true)"
                 )
             else:
-                empty = TABLES[kind].arrow_schema().append(pa.field("run_id", pa.string())).empty_table()
-                con.register(f"_empty_{kind}", empty)
-                con.execute(f"CREATE VIEW {kind} AS SELECT * FROM _empty_{kind}")
+                # Declared in SQL: registering an Arrow table would make DuckDB import pandas.
+                schema = TABLES[kind].arrow_schema().append(pa.field("run_id", pa.string()))
+                columns = ", ".join(f"CAST(NULL AS {_SQL_TYPES[str(f.type)]}) AS {f.name}" for f in schema)
+                con.execute(f"CREATE VIEW {kind} AS SELECT {columns} WHERE false")
         return con
 
     def sql(self, query: str, runs: Iterable[str] | None = None, params: list[Any] | None = None) -> pd.DataFrame:

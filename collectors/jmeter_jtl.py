@@ -15,7 +15,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -222,7 +221,7 @@ class _Reading:
         self.tz = tz
         self.fallback_generator = fallback_generator
         self.rows_before = 0
-        self.carry: pd.DataFrame | None = None
+        self.carry: pa.Table | None = None
         self.load = LoadSeconds(name)
 
 
@@ -275,7 +274,10 @@ def _row_kinds(state: _Reading, cols: dict[str, pa.Array], n: int) -> pa.Array:
     candidate = pc.fill_null(pc.is_in(parent, value_set=pc.unique(history["label"])), False)
     if not pc.any(candidate).as_py():
         return kinds
-    # Only the few candidate rows and their possible parents go through pandas' as-of join.
+    # Only the few candidate rows and their possible parents go through pandas' as-of join
+    # (imported here: most files have no sub-results, and pandas is a third of the start-up).
+    import pandas as pd
+
     children = frame.append_column("parent", parent).append_column("row", pa.array(np.arange(n))).filter(candidate).to_pandas()
     parents = history.filter(pc.is_in(history["label"], value_set=pa.array(children["parent"].unique(), pa.string()))).to_pandas()
     parents = parents.rename(columns={"label": "parent", "end": "parent_end"}).assign(parent_start=lambda f: f["start"])
