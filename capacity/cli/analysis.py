@@ -7,6 +7,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import click
+import duckdb
 import pandas as pd
 
 from capacity.analysis.slo import SLO, saturation_causes
@@ -25,20 +26,24 @@ def _opt(x: Any) -> Any:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
 
-def _load_steps(store: Store, runs: tuple[str, ...], method: str, clock_offset: str | None, min_step_s: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+def _load_steps(store: Store, runs: tuple[str, ...], method: str, clock_offset: str | None, min_step_s: int,
+                con: duckdb.DuckDBPyConnection | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     offset = None if clock_offset in (None, "auto") else float(clock_offset)
     for r in runs:
         store.run(r)
     if len(runs) == 1:
-        con = store.connect(list(runs))
+        own = con is None
+        con = store.connect(list(runs)) if con is None else con
         try:
             return steps_for_run(con, runs[0], method=method, min_step_s=min_step_s, clock_offset_s=offset)
         finally:
-            con.close()
+            if own:
+                con.close()
     return steps_for_runs(store, list(runs), method=method, clock_offset_s=offset), {}
 
 
-def _hardware(store: Store, runs: tuple[str, ...], cpu_count: float | None, memory_gib: float | None) -> tuple[float | None, float | None]:
+def _hardware(store: Store, con: duckdb.DuckDBPyConnection, runs: tuple[str, ...], cpu_count: float | None,
+              memory_gib: float | None) -> tuple[float | None, float | None]:
     """CPU count and memory of the measured server: options first, then the catalog's hosts, then host metrics."""
     cores, mem = cpu_count, memory_gib * GIB if memory_gib else None
     hosts = [h for r in runs for h in store.run(r)["hosts"]]
@@ -47,19 +52,12 @@ def _hardware(store: Store, runs: tuple[str, ...], cpu_count: float | None, memo
     if mem is None:
         mem = next((h["memory_bytes"] for h in hosts if h.get("memory_bytes")), None)
     if cores is None or mem is None:
-        got = store.sql("SELECT metric, max(value) AS v FROM host_metrics WHERE metric IN ('cpu.count', 'mem.total_bytes') GROUP BY metric", list(runs))
-        found = dict(zip(got["metric"], got["v"], strict=True))
+        found = dict(con.execute(
+            "SELECT metric, max(value) AS v FROM host_metrics WHERE metric IN ('cpu.count', 'mem.total_bytes') GROUP BY metric"
+        ).fetchall())
         cores = cores or found.get("cpu.count")
         mem = mem or found.get("mem.total_bytes")
     return (float(cores) if cores else None), (float(mem) if mem else None)
-
-
-def _causes(store: Store, runs: tuple[str, ...]) -> list[str]:
-    con = store.connect(list(runs))
-    try:
-        return [c for r in runs for c in saturation_causes(con, r)]
-    finally:
-        con.close()
 
 
 def _steps_json(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -133,11 +131,17 @@ def _fit(store: Store, runs: tuple[str, ...], percentile_method: str, clock_offs
          fit_max_users: float | None = None) -> CapacityModel:
     from capacity.analysis.model import fit_capacity  # scipy: only the commands that fit pay for it
 
-    table, _ = _load_steps(store, runs, percentile_method, clock_offset, min_step_s)
-    cores, mem = _hardware(store, runs, cpu_count, memory_gib)
+    # One connection for every query: opening one reads the metadata of every stored file.
+    con = store.connect(list(runs))
+    try:
+        table, _ = _load_steps(store, runs, percentile_method, clock_offset, min_step_s, con)
+        cores, mem = _hardware(store, con, runs, cpu_count, memory_gib)
+        causes = [c for r in runs for c in saturation_causes(con, r)]
+    finally:
+        con.close()
     try:
         return fit_capacity(table, cpu_count=cores, memory_bytes=mem, slo=slo, think_time_s=think_time_s, concurrency=concurrency,
-                            fit_max_users=fit_max_users, saturation_causes=_causes(store, runs))
+                            fit_max_users=fit_max_users, saturation_causes=causes)
     except ValueError as exc:
         fail(str(exc))
 
