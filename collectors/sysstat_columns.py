@@ -4,7 +4,9 @@
 all name the same fields (JSON and XML spell them differently, see
 `json_column`). Each reader turns its input into long arrays of
 (timestamp, device, metric, value) using `SECTIONS`, then `build_table` adds
-the derived metrics and returns the canonical `host_metrics` table.
+the derived metrics and returns the canonical `host_metrics` table. `long_table`
+does that part on arrays of device and metric codes; `sadf_csv_blocks` calls it
+per time range to stream a large file in batches.
 
 Units are converted here, at the boundary: sar's kB, MB and 512-byte sectors
 become bytes; rates keep their `_per_s` unit; MHz becomes Hz.
