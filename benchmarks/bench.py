@@ -145,9 +145,9 @@ def build(args: argparse.Namespace) -> tuple[list[Contender], dict[str, Path]]:
     runs += [
         Contender("capacity_ingest_xml", f"capacity ingest of an XML JTL ({xml_rows:,} samples)", xml_rows,
                   [*cap, "ingest", str(xml), "--run", "xml", "--store", str(stores["xml"])], before=fresh(stores["xml"])),
-        Contender("capacity_ingest_tsung", f"capacity ingest of tsung.log, {args.tsung_days:g} days at 10 s", _lines(tsung),
+        Contender("capacity_ingest_tsung", f"capacity ingest of tsung.log, {args.tsung_days:g} days at 10 s (rows: lines of the file)", _lines(tsung),
                   [*cap, "ingest", str(tsung), "--run", "tsung", "--store", str(stores["tsung"])], before=fresh(stores["tsung"])),
-        Contender("capacity_ingest_sadf", f"capacity ingest of sadf -d -- -A, {args.sadf_days:g} day at 1 s", _lines(sadf),
+        Contender("capacity_ingest_sadf", f"capacity ingest of sadf -d -- -A, {args.sadf_days:g} day at 1 s (rows: lines of the file)", _lines(sadf),
                   [*cap, "ingest", str(sadf), "--run", "sadf", "--store", str(stores["sadf"])], before=fresh(stores["sadf"])),
     ]
     polars_missing = has_modules(bench_py, "polars")
