@@ -9,6 +9,10 @@ Transaction Controller parent: those are the requests the transaction is made
 of, so they stay `sample` rows (as in a CSV JTL) and the parent is reported as
 a `transaction`; nothing is counted twice within a row kind.
 See FORMATS.md 3.2 for the attributes.
+
+Large files take the column-wise fast path of `collectors.jmeter_xml_fast`, which
+gives the same rows or hands the file back to this expat reader (`read_batches`,
+`engine`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import pyarrow.compute as pc
 
 from collectors import jmeter_xml_fast, jtl_fast
 from collectors.base import CollectorError, head_text
+from collectors.load_seconds import LoadSeconds
 
 name = "jmeter_xml"
 
@@ -182,6 +187,20 @@ class _Parser:
 
 
 def read_batches(path: Path, host: str | None = None, warn: Warn = None, engine: str = "auto", **_: object) -> Iterator[tuple[str, pa.Table]]:
+    """Stream an XML JTL as batches of `requests`, then its `load` per second (`load_seconds`).
+
+    See `request_batches` for the engines.
+    """
+    load = LoadSeconds(name)
+    for kind, table in request_batches(path, host, warn, engine):
+        load.add(table)
+        yield kind, table
+    table = load.table()
+    if table is not None:
+        yield "load", table
+
+
+def request_batches(path: Path, host: str | None = None, warn: Warn = None, engine: str = "auto") -> Iterator[tuple[str, pa.Table]]:
     """Stream an XML JTL as batches of the canonical `requests` table (`ts` is always epoch ms in XML).
 
     `engine`: `fast` parses column-wise (`collectors.jmeter_xml_fast`), `plain` with expat, one
@@ -249,10 +268,12 @@ def _plain_batches(path: Path, generator: str, warn: Warn) -> Iterator[tuple[str
 
 
 def read(path: Path, **options: object) -> dict[str, pa.Table]:
-    """Read a whole XML JTL into the canonical `requests` table."""
-    parts = [t for _, t in read_batches(path, **options)]  # type: ignore[arg-type]
-    if not parts:
+    """Read a whole XML JTL into the canonical `requests` table and its `load` per second."""
+    parts: dict[str, list[pa.Table]] = {}
+    for kind, table in read_batches(path, **options):  # type: ignore[arg-type]
+        parts.setdefault(kind, []).append(table)
+    if not parts.get("requests"):
         from capacity.schema import empty
 
         return {"requests": empty("requests")}
-    return {"requests": pa.concat_tables(parts, promote_options="permissive")}
+    return {kind: pa.concat_tables(tables, promote_options="permissive") for kind, tables in parts.items()}

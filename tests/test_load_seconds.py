@@ -1,4 +1,4 @@
-"""The `load` table a JTL gives: users, requests and errors per generator and second, from its samples.
+"""The `load` table a JTL (CSV or XML) gives: users, requests and errors per generator and second, from its samples.
 
 Checked against the samples themselves (DuckDB over the stored `requests`), across batch
 boundaries (a second recurs in a later batch), and equal on the fast and plain paths.
@@ -17,6 +17,7 @@ from capacity.store import Store
 from collectors import jmeter_jtl
 
 DATA = Path(__file__).resolve().parent / "data" / "jmeter_jtl"
+XML_SAMPLE = Path(__file__).resolve().parent / "data" / "jmeter_xml" / "xml-subresults-assertions.jtl"
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +38,9 @@ def test_fast_and_plain_paths_give_the_same_load(generated, monkeypatch):
     assert plain.num_rows > 100
 
 
-@pytest.mark.parametrize("name", ["steps-5x.jtl", "two-generators-gen1.jtl"])
+@pytest.mark.parametrize("name", ["steps-5x.jtl", "two-generators-gen1.jtl", "xml"])
 def test_load_agrees_with_the_samples(generated, tmp_path, name):
-    path = generated if name == "steps-5x.jtl" else DATA / name
+    path = {"steps-5x.jtl": generated, "xml": XML_SAMPLE}.get(name, DATA / name)
     store = Store.open(tmp_path / "store", create=True)
     store.ingest(path, "r")
     con = store.connect(["r"])
