@@ -13,6 +13,7 @@ starts quickly.
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -45,7 +46,8 @@ def run_span_s(con: duckdb.DuckDBPyConnection, run: str) -> float | None:
     edge = timedelta(seconds=SPAN_EDGE_S)
     start = con.execute(f"SELECT min(ts) FROM requests WHERE {where} AND ts <= ?", [run, first + edge]).fetchone()[0]
     last_start = con.execute(f"SELECT max(ts) FROM requests WHERE {where} AND ts >= ?", [run, last - edge]).fetchone()[0]
-    if start is None or last_start is None or longest is None:
+    # No sample near an end, or response times unknown (NaN: an access log without %D): read everything.
+    if start is None or last_start is None or longest is None or not math.isfinite(longest):
         row = con.execute(f"SELECT (max(epoch_ms(ts) + elapsed_ms) - min(epoch_ms(ts))) / 1000.0 FROM requests WHERE {where}", [run]).fetchone()
         return row[0] if row and row[0] else None
     # The sample ending last started at most `longest` before the last start.
