@@ -14,8 +14,15 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-# The whole second (epoch) of a timestamp; cheaper than `epoch_ms(ts) // 1000` on a timestamp with zone.
-SECOND_SQL = "CAST(floor(epoch(ts)) AS BIGINT)"
+
+def second_sql(column: str = "ts") -> str:
+    """SQL for the epoch second of timestamp `column` (after 1970).
+
+    Integer arithmetic on DuckDB's own microseconds: several times cheaper per row than
+    `epoch_ms(ts) // 1000` or `floor(epoch(ts))` on a timestamp with zone.
+    """
+    return f"epoch_us({column}) // 1000000"
+
 
 # CPU busy % from whichever CPU metrics a collector wrote, in order of preference.
 CPU_BUSY_SQL = """
@@ -42,7 +49,7 @@ def users_per_second(con: duckdb.DuckDBPyConnection, run: str) -> pd.Series:
     ending in a second still has its users), within that generator's own span.
     """
     query = (
-        f"SELECT coalesce(generator, source) AS g, {SECOND_SQL} AS s, "
+        f"SELECT coalesce(generator, source) AS g, {second_sql()} AS s, "
         "arg_max(active_users, ts)::DOUBLE AS u FROM {table} WHERE run_id = ? AND active_users IS NOT NULL {extra} GROUP BY 1, 2"
     )
     df = con.execute(query.format(table="load", extra=""), [run]).df()
@@ -63,7 +70,7 @@ def users_per_second(con: duckdb.DuckDBPyConnection, run: str) -> pd.Series:
 def requests_per_second(con: duckdb.DuckDBPyConnection, run: str) -> pd.Series:
     """Samples started in each whole second (UTC) of `run`, gaps filled with 0."""
     df = con.execute(
-        f"SELECT {SECOND_SQL} AS s, count(*) AS n FROM requests "
+        f"SELECT {second_sql()} AS s, count(*) AS n FROM requests "
         "WHERE run_id = ? AND row_kind = 'sample' GROUP BY 1 ORDER BY 1",
         [run],
     ).df()

@@ -14,7 +14,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from capacity.analysis.align import CPU_BUSY_SQL, run_offset, steady_window, users_per_second
+from capacity.analysis.align import CPU_BUSY_SQL, run_offset, second_sql, steady_window, users_per_second
 
 STEP_COLUMNS = (
     "run", "step", "kind", "users", "start", "end", "duration_s", "requests", "throughput_rps", "errors", "error_pct",
@@ -146,10 +146,10 @@ def step_table(con: duckdb.DuckDBPyConnection, run: str, steps: list[Step], meth
     try:
         # Each second of the run belongs to at most one step: an equality join on the second finds a
         # sample's step in one hash probe (a range or as-of join would sort every sample).
+        # Timestamps are compared as timestamps: converting every sample's to epoch ms costs more than the join.
         source = (
-            "(SELECT s.step, r.elapsed_ms, r.success FROM requests r JOIN _step_seconds s "
-            "ON CAST(floor(epoch(r.ts)) AS BIGINT) = s.second "
-            "WHERE r.run_id = $run AND r.row_kind = 'sample' AND epoch_ms(r.ts) >= s.start_ms AND epoch_ms(r.ts) < s.end_ms)"
+            f"(SELECT s.step, r.elapsed_ms, r.success FROM requests r JOIN _step_seconds s ON {second_sql('r.ts')} = s.second "
+            "WHERE r.run_id = $run AND r.row_kind = 'sample' AND r.ts >= s.start_ts AND r.ts < s.end_ts)"
         )
         # Steps hold a few thousand samples each: sorting them (`quantile_*`) beats a histogram here.
         fn = QUANTILE_FUNCTIONS[method]
@@ -182,7 +182,7 @@ def step_table(con: duckdb.DuckDBPyConnection, run: str, steps: list[Step], meth
 
 
 def _seconds_of(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every whole second (epoch) each step touches, with the step's bounds in ms."""
+    """Every whole second (epoch) each step touches, with the step's bounds."""
     first = frame["start_ms"].to_numpy() // 1000
     last = (frame["end_ms"].to_numpy() - 1) // 1000
     counts = np.maximum(last - first + 1, 0)
@@ -191,8 +191,8 @@ def _seconds_of(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "second": first[rows] + offsets,
         "step": frame["step"].to_numpy()[rows],
-        "start_ms": frame["start_ms"].to_numpy()[rows],
-        "end_ms": frame["end_ms"].to_numpy()[rows],
+        "start_ts": pd.to_datetime(frame["start_ms"].to_numpy()[rows], unit="ms", utc=True),
+        "end_ts": pd.to_datetime(frame["end_ms"].to_numpy()[rows], unit="ms", utc=True),
     })
 
 
