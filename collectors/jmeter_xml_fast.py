@@ -4,10 +4,9 @@ The file is cut into chunks just before a top-level sample (a line starting `<ht
 or `<sample `, as JMeter's pretty printer writes them) and the chunks are parsed in
 parallel threads. In a chunk, every `<` starts one markup token (a tag plus the text
 after it), so the tokens are a zero-copy Arrow string array over the bytes. Sample start
-tags are split at their quotes with numpy (attribute values hold no `"` or `<`), so each
-attribute becomes a column whatever the attribute order; numbers are read from the
-digits directly. Every other token repeats a lot and is checked once per distinct token
-against an XML tag grammar. Nesting is numpy arithmetic: a running depth, end tags
+tags are split at their quotes into attribute columns by `collectors.jmeter_xml_attributes`.
+Every other token repeats a lot and is checked once per distinct token (only those are
+hashed) against an XML tag grammar. Nesting is numpy arithmetic: a running depth, end tags
 matched to start tags level by level, the enclosing sample of an element by a running
 maximum per level.
 
@@ -36,6 +35,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from collectors.jmeter_xml_attributes import NAME, REF, SampleAttributes, Unavailable, placed, unescape
+
 CHUNK_BYTES = 4 << 20
 # No cut point in this much (no pretty printing, or one huge sample): left to the plain reader.
 MAX_CHUNK_BYTES = 512 << 20
@@ -52,23 +53,13 @@ NOT_VARIABLES = {"ts", "s", "rc", "rs", "de", "sc", "ec", *NUMBERS, *TEXTS}
 KINDS = pa.array(["sample", "transaction", "subresult"])
 HTTP, SAMPLE, ROOT = 0, 1, 2  # element name codes fixed in `_Names`
 
-_NAME = r"[A-Za-z_][A-Za-z0-9_.:\-]*"
-_REF = "&(?:amp|lt|gt|quot|apos);"
 # One non-sample token: a tag, then the text up to the next `<` (RE2 syntax, no back references).
-_TOKEN = (rf'^<(?P<close>/?)(?P<name>{_NAME})(?P<attrs>(?:[ \t\n]+{_NAME}[ \t\n]*=[ \t\n]*"(?:[^"<&]|{_REF})*")*)'
-          rf"[ \t\n]*(?P<empty>/?)>(?P<text>(?:[^<&]|{_REF})*)$")
-_ATTR_NAMES = re.compile(rf'({_NAME})[ \t\n]*=[ \t\n]*"[^"]*"')
-# Pieces of a sample start tag around its values: tag name and first key, a later key, the end of the tag.
-_HEAD = re.compile(rf'<(?:httpSample|sample) +({_NAME}) *= *"\Z')
-_SEP = re.compile(rf'" +({_NAME}) *= *"\Z')
-_TAIL = re.compile(r'" *(/?)>[ \t\n]*\Z')
+_TOKEN = (rf'^<(?P<close>/?)(?P<name>{NAME})(?P<attrs>(?:[ \t\n]+{NAME}[ \t\n]*=[ \t\n]*"(?:[^"<&]|{REF})*")*)'
+          rf"[ \t\n]*(?P<empty>/?)>(?P<text>(?:[^<&]|{REF})*)$")
+_ATTR_NAMES = re.compile(rf'({NAME})[ \t\n]*=[ \t\n]*"[^"]*"')
 _DECL = re.compile(rb"<\?xml[ \t\n]+version=([\"'])1\.[0-9]\1([ \t\n]+encoding=([\"'])(?i:utf-8)\3)?"
                    rb"([ \t\n]+standalone=([\"'])(?:yes|no)\5)?[ \t\n]*\?>[ \t\n]*")
 _CUTS = (b"\n<httpSample ", b"\n<sample ")
-
-
-class Unavailable(Exception):
-    """The fast path cannot prove it reads this file exactly like the plain reader."""
 
 
 class _Names:
@@ -151,7 +142,8 @@ def _parse(buf: bytes, start: int, first: bool, names: _Names, generator: str) -
     tabs = np.flatnonzero(arr == 9)
     if np.count_nonzero(arr < 32) != len(newlines) + len(tabs):
         raise Unavailable("control character or carriage return")
-    if np.count_nonzero(arr == 93) or np.count_nonzero(arr == 0xEF):
+    ascii_only = int(arr.max(initial=0)) < 128
+    if np.count_nonzero(arr == 93) or (not ascii_only and np.count_nonzero(arr == 0xEF)):
         if b"]]>" in buf or b"\xef\xbf\xbe" in buf or b"\xef\xbf\xbf" in buf:
             raise Unavailable("']]>' or a non-character")
     lt = np.flatnonzero(arr == 60)
@@ -164,7 +156,8 @@ def _parse(buf: bytes, start: int, first: bool, names: _Names, generator: str) -
     offsets[n] = len(buf)
     tokens = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(buf))
     try:
-        tokens.validate(full=True)
+        if not ascii_only:  # ASCII is UTF-8
+            tokens.validate(full=True)
     except pa.ArrowInvalid as exc:
         raise Unavailable("not UTF-8") from exc
 
@@ -173,7 +166,7 @@ def _parse(buf: bytes, start: int, first: bool, names: _Names, generator: str) -
     other = np.ones(n, bool)
     other[starts] = False
     kind, name, entry, texts = _other_tokens(tokens, other, names)
-    attrs = _Attributes(buf, arr, offsets, starts, newlines, tabs)
+    attrs = SampleAttributes(buf, arr, offsets, starts, is_http[starts], newlines, tabs)
     kind[starts] = np.where(attrs.empty, 0, 1)
     name[starts] = np.where(is_http[starts], HTTP, SAMPLE)
 
@@ -192,15 +185,11 @@ def _parse(buf: bytes, start: int, first: bool, names: _Names, generator: str) -
 def _other_tokens(tokens: pa.StringArray, other: np.ndarray, names: _Names) -> tuple[np.ndarray, np.ndarray, np.ndarray, pa.Array]:
     """Kind (1 start, -1 end, 0 empty), name code and distinct-entry number of every non-sample
     token, each distinct token checked against the grammar once; and the entries' unescaped texts."""
-    encoded = pc.dictionary_encode(tokens)
-    codes = encoded.indices.to_numpy()
-    used = np.zeros(len(encoded.dictionary), bool)
-    used[codes[other]] = True
-    entries = np.flatnonzero(used)
-    entry_of = np.full(len(used), -1, np.int64)
-    entry_of[entries] = np.arange(len(entries))
-    entry = entry_of[codes]
-    parts = pc.extract_regex(encoded.dictionary.take(pa.array(entries)), _TOKEN)
+    # Sample start tags are long and all distinct: hashing them would cost more than the rest.
+    encoded = pc.dictionary_encode(tokens.filter(pa.array(other)))
+    entry = np.full(len(tokens), -1, np.int64)
+    entry[other] = encoded.indices.to_numpy()
+    parts = pc.extract_regex(encoded.dictionary, _TOKEN)
     if parts.null_count:
         raise Unavailable("markup the fast path does not read")
     closing = pc.equal(pc.struct_field(parts, "close"), "/").to_numpy(zero_copy_only=False)
@@ -218,168 +207,10 @@ def _other_tokens(tokens: pa.StringArray, other: np.ndarray, names: _Names) -> t
     entry_name = name_codes[encoded_names.indices.to_numpy()] if len(name_codes) else np.zeros(0, np.int32)
     if np.any(~closing & (entry_name <= SAMPLE)):
         raise Unavailable("sample tag the fast path does not read")
-    n = len(tokens)
-    kind = np.zeros(n, np.int8)
-    name = np.zeros(n, np.int32)
-    kind[other] = np.where(closing, -1, np.where(empty, 0, 1)).astype(np.int8)[entry[other]]
-    name[other] = entry_name[entry[other]]
-    return kind, name, entry, _unescape(pc.struct_field(parts, "text"))
-
-
-def _unescape(array: pa.Array) -> pa.Array:
-    """Replace the five predefined entities; any other `&` (a character reference) is refused."""
-    if not pc.any(pc.match_substring(array, "&")).as_py():
-        return array
-    if not pc.all(pc.equal(pc.count_substring(array, "&"), pc.count_substring_regex(array, _REF))).as_py():
-        raise Unavailable("character reference")
-    for entity, char in (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&")):
-        array = pc.replace_substring(array, entity, char)
-    return array
-
-
-def _placed(values: pa.Array, rows: np.ndarray, size: int) -> pa.Array:
-    """`values` (one per entry of `rows`, rows unique) placed in a column of `size`, null elsewhere."""
-    if len(rows) == size and (size < 2 or bool(np.all(rows[1:] > rows[:-1]))):
-        return values
-    full = np.full(size, -1, np.int64)
-    full[rows] = np.arange(len(rows))
-    return values.take(pa.array(full, mask=full < 0))
-
-
-class _Attributes:
-    """The attributes of a chunk's sample start tags, split at their quotes.
-
-    `pieces` is one string array over the chunk: per tag, the head (`<httpSample t="`), the
-    values and the separators between them (`" lt="`) alternately, the tail (`">` and the
-    whitespace after it), then the gap to the next tag. `where[key]` gives, per attribute,
-    the tags having it and the piece index of its value.
-    """
-
-    def __init__(self, buf: bytes, arr: np.ndarray, offsets: np.ndarray, starts: np.ndarray,
-                 newlines: np.ndarray, tabs: np.ndarray) -> None:
-        self.arr = arr
-        self.rows = m = len(starts)
-        self.where: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self.empty = np.zeros(m, bool)
-        self.entities = False
-        if not m:
-            return
-        begin = offsets[starts].astype(np.int64)
-        end = offsets[starts + 1].astype(np.int64)
-        quotes = np.flatnonzero(arr[: end[-1]] == 34)
-        lo = np.searchsorted(quotes, begin)
-        count = np.searchsorted(quotes, end) - lo
-        if count.min() < 2 or np.any(count & 1):
-            raise Unavailable("sample tag with unpaired quotes")
-        last_quote = quotes[lo + count - 1]
-        amps = np.flatnonzero(arr[: end[-1]] == 38)
-        tag_of = np.searchsorted(begin, amps, side="right") - 1
-        self.entities = bool(np.any((tag_of >= 0) & (amps < last_quote[np.maximum(tag_of, 0)])))
-        # A newline or tab before the last quote: a tag spread over lines, or whitespace expat normalises.
-        for where in (newlines, tabs):
-            if len(where):
-                nxt = np.searchsorted(where, begin)
-                if np.any((nxt < len(where)) & (where[np.minimum(nxt, len(where) - 1)] < last_quote)):
-                    raise Unavailable("sample tag spread over lines")
-        uniform = bool(count.min() == count.max())
-        if uniform:
-            # All tags with as many attributes (the usual case): the piece bounds as one matrix.
-            c = int(count[0])
-            bounds = np.empty((m, c + 2), np.int64)
-            bounds[:, 0] = begin
-            bounds[:, 1:c + 1] = quotes[lo[:, None] + np.arange(c)] + (np.arange(c) % 2 == 0)
-            bounds[:, c + 1] = end
-            cuts = bounds.ravel()
-            base = np.arange(m, dtype=np.int64) * (c + 2)
-        else:
-            per = count + 2
-            base = np.concatenate(([0], np.cumsum(per)[:-1]))
-            tag = np.repeat(np.arange(m), per)
-            within = np.arange(int(per.sum())) - base[tag]
-            cuts = np.empty(len(tag), np.int64)
-            middle = (within >= 1) & (within <= count[tag])
-            j = within[middle] - 1
-            cuts[middle] = quotes[lo[tag[middle]] + j] + ((j & 1) == 0)
-            cuts[within == 0] = begin
-            cuts[within == per[tag] - 1] = end
-        self.cuts = cuts
-        self.pieces = pieces = pa.StringArray.from_buffers(len(cuts) - 1, pa.py_buffer(cuts.astype(np.int32)), pa.py_buffer(buf))
-
-        tails = pc.dictionary_encode(pieces.take(pa.array(base + count)))
-        tail_empty = []
-        for text in tails.dictionary.to_pylist():
-            found = _TAIL.match(text)
-            if not found:
-                raise Unavailable("sample tag end")
-            tail_empty.append(found.group(1) == "/")
-        self.empty = np.array(tail_empty, bool)[tails.indices.to_numpy()]
-
-        pairs = count // 2
-        value_tag = np.repeat(np.arange(m), pairs)
-        value_no = np.arange(int(pairs.sum())) - np.repeat(np.concatenate(([0], np.cumsum(pairs)[:-1])), pairs)
-        value_at = base[value_tag] + 1 + 2 * value_no
-        keys = pc.dictionary_encode(pieces.take(pa.array(value_at - 1)))
-        key_names: list[str] = []
-        key_is_head = []
-        for text in keys.dictionary.to_pylist():
-            found = _HEAD.match(text) or _SEP.match(text)
-            if not found:
-                raise Unavailable("sample tag attribute")
-            key_names.append(found.group(1))
-            key_is_head.append(text.startswith("<"))
-        distinct = list(dict.fromkeys(key_names))
-        key = np.array([distinct.index(k) for k in key_names], np.int64)[keys.indices.to_numpy()]
-        if np.any(np.array(key_is_head, bool)[keys.indices.to_numpy()] != (value_no == 0)):
-            raise Unavailable("sample tag attribute")
-        if uniform and np.all(key.reshape(m, -1) == key[: count[0] // 2]):
-            # Same attributes in the same order in every tag: each attribute is one column of the matrix.
-            every = np.arange(m)
-            for j, k in enumerate(key[: count[0] // 2].tolist()):
-                if distinct[k] in self.where:
-                    raise Unavailable("duplicate attribute")
-                self.where[distinct[k]] = (every, base + 1 + 2 * j)
-            return
-        order = np.argsort(key, kind="stable")
-        bounds_of = np.searchsorted(key[order], np.arange(len(distinct) + 1))
-        for k, key_name in enumerate(distinct):
-            hit = order[bounds_of[k]: bounds_of[k + 1]]
-            owner = value_tag[hit]
-            if np.any(np.diff(owner) == 0):
-                raise Unavailable("duplicate attribute")
-            self.where[key_name] = (owner, value_at[hit])
-
-    def text(self, key: str) -> pa.Array:
-        """The unescaped values of attribute `key`, null where a tag lacks it."""
-        rows, at = self.where[key]
-        values = self.pieces.take(pa.array(at))
-        return _placed(_unescape(values) if self.entities else values, rows, self.rows)
-
-    def number(self, key: str, type_: pa.DataType) -> pa.Array:
-        """The values of attribute `key` as numbers, exactly as Python's int() or float() reads them."""
-        rows, at = self.where[key]
-        text = self.pieces.take(pa.array(at))
-        try:
-            values = pc.cast(text, type_)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise Unavailable("non-numeric value") from exc
-        # Arrow's parser takes a subset of what Python's takes, except hexadecimal integers (`0x10`)
-        # and `nan(...)`: such values must read the same in Python.
-        if pa.types.is_floating(type_):
-            odd = np.flatnonzero(~pc.is_finite(values).to_numpy(zero_copy_only=False))
-        else:
-            first = self.cuts[at]
-            last = len(self.arr) - 1
-            odd = np.flatnonzero((self.arr[first] == ord("0")) & ((self.arr[np.minimum(first + 1, last)] | 0x20) == ord("x")))
-        convert = float if pa.types.is_floating(type_) else int
-        for i in odd.tolist():
-            try:
-                python = convert(text[i].as_py())
-            except ValueError as exc:
-                raise Unavailable("number Python does not read") from exc
-            arrow = values[i].as_py()
-            if python != arrow and not (python != python and arrow != arrow):  # NaN is NaN
-                raise Unavailable("number read differently")
-        return _placed(values, rows, self.rows)
+    # Looked up per token; sample tokens (entry -1) get the zeros appended at the end.
+    kind = np.append(np.where(closing, -1, np.where(empty, 0, 1)).astype(np.int8), np.int8(0))[entry]
+    name = np.append(entry_name, np.int32(0))[entry]
+    return kind, name, entry, unescape(pc.struct_field(parts, "text"))
 
 
 def _check_nesting(stack: tuple[int, ...], first: bool, kind: np.ndarray, name: np.ndarray, entry: np.ndarray,
@@ -403,7 +234,8 @@ def _check_nesting(stack: tuple[int, ...], first: bool, kind: np.ndarray, name: 
     tags = np.flatnonzero(kind != 0)
     level = np.where(kind[tags] == 1, before[tags], depth[tags])
     # Within one level, start and end tags alternate; each end tag closes the start tag just before it.
-    order = np.argsort(level, kind="stable")
+    # numpy sorts 8-bit keys stably by radix sort, much faster than by merge sort.
+    order = np.argsort(level.astype(np.uint8) if level.max(initial=0) < 256 else level, kind="stable")
     ordered, level = tags[order], level[order]
     new_level = np.r_[True, level[1:] != level[:-1]]
     group_start = np.maximum.accumulate(np.where(new_level, np.arange(len(level)), 0))
@@ -417,7 +249,7 @@ def _check_nesting(stack: tuple[int, ...], first: bool, kind: np.ndarray, name: 
     return tuple(int(v) for v in name[ordered[still_open]])
 
 
-def _requests(attrs: _Attributes, starts: np.ndarray, kind: np.ndarray, name: np.ndarray, sdepth: np.ndarray,
+def _requests(attrs: SampleAttributes, starts: np.ndarray, kind: np.ndarray, name: np.ndarray, sdepth: np.ndarray,
               entry: np.ndarray, texts: pa.Array, names: _Names, generator: str) -> pa.Table:
     """The `requests` rows of one chunk, from the sample attributes and the element structure."""
     rows = len(starts)
@@ -505,7 +337,7 @@ def _text_children(cols: dict[str, pa.Array], rows: int, kind: np.ndarray, name:
     if len(url_at):
         owners = owner(url_at, sdepth[url_at])
         last = len(owners) - 1 - np.unique(owners[::-1], return_index=True)[1]  # the last URL of a sample wins
-        cols["url"] = _placed(with_empty.take(pa.array(text_at(url_at[last]))), owners[last], rows)
+        cols["url"] = placed(with_empty.take(pa.array(text_at(url_at[last]))), owners[last], rows)
 
     found = [events(k) for k in ("failure", "error", "failureMessage", "assertionResult")]
     at = np.concatenate(found)
@@ -540,7 +372,7 @@ def _text_children(cols: dict[str, pa.Array], rows: int, kind: np.ndarray, name:
     owners = owner(at[closes[hit]], sdepth[at[closes[hit]]])
     index = message[hit]
     if len(np.unique(owners)) == len(owners):
-        cols["error"] = _placed(with_empty.take(pa.array(index)), owners, rows)
+        cols["error"] = placed(with_empty.take(pa.array(index)), owners, rows)
         return
     # Several failed assertions in one sample: joined by newlines in document order (rare, so in Python).
     joined: dict[int, str] = {}

@@ -98,6 +98,14 @@ VARIANTS = {
                                      'rm="Number of samples in transaction : 1, number of failing samples : 0" tn="x" dt="" by="1" ng="4" na="4">'
                                      '\n<responseHeader class="java.lang.String">HTTP/1.1 200 OK\nA: b</responseHeader>\n</sample>\n'
                                      '<httpSample t="2" lt="2" ts="1795304140842"'),
+    # as many attributes everywhere, but two of the same length swapped in some samples
+    "swapped-same-length": lambda t: re.sub(r'(lb="02 Login page") rc="200" rm="OK"', r'\1 rm="OK" rc="200"', t),
+    # a space before `>` of some sample tags, and more than a line of indentation after others
+    "tag-ends": lambda t: re.sub(r'(lb="02 Login page"[^>]*>)\n', r"\1" + " " * 40 + "\n", t).replace('na="3" hn="vm">', 'na="3" hn="vm" >'),
+    # non-ASCII labels (UTF-8 checked) and elements nested deeper than 255 levels
+    "non-ascii-deep": lambda t: t.replace('lb="01 Home"', 'lb="01 Accueil é ✓"').replace(
+        "<java.net.URL>http://127.0.0.1:18082/login</java.net.URL>",
+        "<x>" * 300 + "</x>" * 300 + "<java.net.URL>http://127.0.0.1:18082/login</java.net.URL>", 1),
 }
 
 
@@ -113,6 +121,10 @@ def test_variants_are_read_exactly(tmp_path, chunking, name):
         assert df["error"].str.contains("\n").sum() == 3
     if name == "nested-tx":
         assert df.loc[df["label"] == "TX inner", "row_kind"].tolist() == ["transaction"]
+    if name == "swapped-same-length":
+        assert set(df.loc[df["label"] == "02 Login page", "status"]) == {"200"}
+    if name == "non-ascii-deep":
+        assert (df["label"] == "01 Accueil é ✓").sum() == path.read_text(encoding="utf-8").count('lb="01 Accueil é ✓"') > 0
     if name == "empty-elements":
         assert df["generator"].eq("empty-elements").any() and df["url"].eq("").any()
 
@@ -130,6 +142,11 @@ REFUSED = {
     "unindented": lambda t: re.sub(r"^ +", "", t, flags=re.M),
     "mismatched": lambda t: t.replace("</java.net.URL>", "</java.net.url>", 1),
     "duplicate-attribute": lambda t: t.replace(' hn="vm">', ' hn="vm" hn="x">', 1),
+    "duplicate-attribute-everywhere": lambda t: t.replace(' hn="vm">', ' hn="vm" hn="x">'),
+    "text-in-sample": lambda t: t.replace('na="3" hn="vm">', 'na="3" hn="vm">x', 1),
+    "unclosed-tag": lambda t: t.replace('na="3" hn="vm">', 'na="3" hn="vm" ', 1),
+    "bad-utf8": lambda t: t.replace('lb="01 Home"', 'lb="01 Accueil é"', 1),  # written as Latin-1, declared UTF-8
+    "non-character": lambda t: t.replace('rm="OK"', 'rm="O\ufffeK"', 1),
     "truncated": lambda t: t[: len(t) * 2 // 3],
     "no-number": lambda t: t.replace('by="45665"', 'by="4x"', 1),
 }
@@ -139,7 +156,7 @@ REFUSED = {
 def test_unusual_files_go_to_the_plain_reader(tmp_path, monkeypatch, name):
     monkeypatch.setattr(jmeter_xml_fast, "CHUNK_BYTES", 4096)
     path = tmp_path / f"{name}.jtl"
-    path.write_bytes(REFUSED[name](REAL.read_text(encoding="utf-8")).encode("latin-1" if name == "latin1" else "utf-8"))
+    path.write_bytes(REFUSED[name](REAL.read_text(encoding="utf-8")).encode("latin-1" if name in ("latin1", "bad-utf8") else "utf-8"))
     with pytest.raises(jmeter_xml_fast.Unavailable):
         list(jmeter_xml_fast.scan(path, "x"))
     # engine="fast" still gives the plain reader's answer, rows or error, never a row twice
