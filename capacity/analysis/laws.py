@@ -79,14 +79,15 @@ def check_laws(steps: pd.DataFrame, cpu_count: float | None = None, think_time_s
     z_est = Estimate(float(think_time_s), float(think_time_s), float(think_time_s)) if given else mean_estimate(z_steps)
     z_ref = float(think_time_s) if given else float(np.nanmedian(z_steps)) if len(z_steps) else math.nan
     flags: list[dict[str, object]] = []
-    for _, s in steps.iterrows():
-        expected = s["throughput_rps"] * (s["mean_ms"] / 1000.0 + z_ref)
-        if math.isfinite(expected) and s["users"] > 0 and abs(expected - s["users"]) / s["users"] > tolerance:
+    users = steps["users"].to_numpy(float)
+    expected_n = steps["throughput_rps"].to_numpy(float) * (steps["mean_ms"].to_numpy(float) / 1000.0 + z_ref)
+    for n, expected in zip(users, expected_n, strict=True):
+        if math.isfinite(expected) and n > 0 and abs(expected - n) / n > tolerance:
             flags.append({
-                "users": s["users"], "law": "little",
-                "message": (f"{s['users']:g} users but X·(R+Z) = {expected:.1f}: " + (
+                "users": n, "law": "little",
+                "message": (f"{n:g} users but X·(R+Z) = {expected:.1f}: " + (
                     "fewer users active than configured (load generator bottleneck or saturated client)"
-                    if expected < s["users"] else "more work than the users can generate (think time shorter than assumed)")),
+                    if expected < n else "more work than the users can generate (think time shorter than assumed)")),
             })
     demand = saturation = None
     if cpu_count and "cpu_pct" in steps and steps["cpu_pct"].notna().any():
@@ -96,8 +97,8 @@ def check_laws(steps: pd.DataFrame, cpu_count: float | None = None, think_time_s
             saturation = Estimate(cpu_count / demand.value, cpu_count / demand.hi if demand.hi > 0 else math.nan,
                                   cpu_count / demand.lo if demand.lo > 0 else math.inf)
         med = float(np.nanmedian(d))
-        for (_, s), di in zip(steps.iterrows(), d, strict=True):
+        for n, di in zip(users, d, strict=True):
             if math.isfinite(di) and med > 0 and abs(di - med) / med > tolerance:
-                flags.append({"users": s["users"], "law": "utilisation",
+                flags.append({"users": n, "law": "utilisation",
                               "message": f"CPU demand {1000 * di:.2f} ms per request vs median {1000 * med:.2f} ms"})
     return LawsCheck(z_est, given, demand, saturation, flags)
