@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 import duckdb
+import numpy as np
 import pandas as pd
 
 from capacity.analysis.slo import SLO, saturation_causes
@@ -61,14 +62,16 @@ def _hardware(store: Store, con: duckdb.DuckDBPyConnection, runs: tuple[str, ...
 
 
 def _steps_json(table: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for _, s in table.iterrows():
-        row = {k: _opt(s[k]) for k in STEP_KEYS}
-        row["start"], row["end"] = s["start"].isoformat(), s["end"].isoformat()
-        row["requests"] = int(s["requests"])
-        row["mem_used_bytes"] = None if row["mem_used_bytes"] is None else float(row["mem_used_bytes"])
-        out.append(row)
-    return out
+    # Column-wise: a step table has thousands of rows, and `iterrows` builds a Series per row.
+    columns: dict[str, list[Any]] = {}
+    for key in STEP_KEYS:
+        if key in ("start", "end"):
+            columns[key] = [t.isoformat() for t in table[key]]
+        elif key == "requests":
+            columns[key] = [int(v) for v in table[key].to_numpy()]
+        else:
+            columns[key] = [_opt(float(v)) for v in table[key].to_numpy(dtype=float, na_value=np.nan)]
+    return [dict(zip(STEP_KEYS, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
 common = [
