@@ -226,3 +226,16 @@ def rows_table(rows: list[dict[str, object]], kind: str, source: str) -> pa.Tabl
             cols[column] = pa.array(values, spec.field(column).type)
     cols["source"] = pa.array([source] * len(rows), pa.string())
     return conform(pa.table(cols), kind)
+
+
+def tables_of(batches: Iterable[tuple[str, pa.Table]], main: str) -> dict[str, pa.Table]:
+    """The batches of a `read_batches`, joined per table; an empty `main` table when none came."""
+    parts: dict[str, list[pa.Table]] = {}
+    for kind, table in batches:
+        parts.setdefault(kind, []).append(table)
+    if not parts.get(main):
+        from capacity.schema import empty
+
+        return {main: empty(main)}
+    return {kind: pa.concat_tables(tables, promote_options="permissive") for kind, tables in parts.items()}
+

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from collectors import jtl_fast
-from collectors.base import CollectorError, count_lines, ends_with_newline, first_lines
+from collectors.base import CollectorError, count_lines, ends_with_newline, first_lines, tables_of
 from collectors.load_seconds import LoadSeconds
 
 name = "jmeter_jtl"
@@ -603,11 +603,4 @@ def _first_line_with(state: _Reading, column: int, value: str) -> int | None:
 
 def read(path: Path, **options: object) -> dict[str, pa.Table]:
     """Read a whole CSV JTL into the canonical `requests` table and its `load` per second."""
-    parts: dict[str, list[pa.Table]] = {}
-    for kind, table in read_batches(path, **options):  # type: ignore[arg-type]
-        parts.setdefault(kind, []).append(table)
-    if not parts.get("requests"):
-        from capacity.schema import empty
-
-        return {"requests": empty("requests")}
-    return {kind: pa.concat_tables(tables, promote_options="permissive") for kind, tables in parts.items()}
+    return tables_of(read_batches(path, **options), "requests")  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from collectors import jmeter_xml_fast, jtl_fast
-from collectors.base import CollectorError, head_text
+from collectors.base import CollectorError, head_text, tables_of
 from collectors.load_seconds import LoadSeconds
 
 name = "jmeter_xml"
@@ -269,11 +269,4 @@ def _plain_batches(path: Path, generator: str, warn: Warn) -> Iterator[tuple[str
 
 def read(path: Path, **options: object) -> dict[str, pa.Table]:
     """Read a whole XML JTL into the canonical `requests` table and its `load` per second."""
-    parts: dict[str, list[pa.Table]] = {}
-    for kind, table in read_batches(path, **options):  # type: ignore[arg-type]
-        parts.setdefault(kind, []).append(table)
-    if not parts.get("requests"):
-        from capacity.schema import empty
-
-        return {"requests": empty("requests")}
-    return {kind: pa.concat_tables(tables, promote_options="permissive") for kind, tables in parts.items()}
+    return tables_of(read_batches(path, **options), "requests")  # type: ignore[arg-type]
