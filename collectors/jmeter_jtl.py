@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from collectors import jtl_fast
-from collectors.base import CollectorError, count_lines, ends_with_newline, first_lines, tables_of
+from collectors import jtl_errors, jtl_fast
+from collectors.base import CollectorError, first_lines, tables_of
 from collectors.load_seconds import LoadSeconds
 
 name = "jmeter_jtl"
@@ -242,7 +242,7 @@ def _timestamps(state: _Reading, column: pa.Array) -> pa.Array:
         raise CollectorError(
             state.path,
             f"timeStamp {text[index].as_py()!r} does not match {state.ts_format!r}",
-            line=_line_of_row(state, state.rows_before + index),
+            line=jtl_errors.line_of_row(state, state.rows_before + index),
         )
     local = pc.assume_timezone(naive, timezone=state.tz, ambiguous="earliest", nonexistent="earliest")
     return pc.cast(local, pa.timestamp("ms", tz="UTC"))
@@ -329,7 +329,7 @@ def _to_requests(state: _Reading, batch: pa.RecordBatch) -> pa.Table:
     for key in ("ts", "elapsed_ms", "label", "success"):
         if cols[key].null_count:
             index = pc.index(pc.is_null(cols[key]), True).as_py()
-            raise CollectorError(state.path, f"empty {key!r} field", line=_line_of_row(state, state.rows_before + index))
+            raise CollectorError(state.path, f"empty {key!r} field", line=jtl_errors.line_of_row(state, state.rows_before + index))
     for key in ("elapsed_ms", "latency_ms", "idle_ms", "connect_ms"):
         if key in cols:
             cols[key] = pc.cast(cols[key], pa.float64())
@@ -480,7 +480,7 @@ class _Plain:
                                                      quoted_strings_can_be_null=False),
             )
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            raise _as_error(state, exc) from exc
+            raise jtl_errors.as_error(state, exc) from exc
         # One batch is held back: only once the next one parsed cleanly is it sure that the
         # malformed rows seen so far were not in the middle of the file.
         pending: pa.Table | None = None
@@ -490,115 +490,19 @@ class _Plain:
             except StopIteration:
                 break
             except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-                raise _as_error(state, exc) from exc
+                raise jtl_errors.as_error(state, exc) from exc
             if len(rows.invalid) > 1:
                 # Only one malformed row (the last line) is ever forgiven.
-                raise _malformed(state, rows.invalid[0])
+                raise jtl_errors.malformed(state, rows.invalid[0])
             if pending is not None:
                 yield "requests", pending
             pending = _to_requests(state, batch) if batch.num_rows else None
-        _check_tail(state, rows.invalid, self.warn)
+        jtl_errors.check_tail(state, rows.invalid, self.warn)
         if pending is not None:
             yield "requests", pending
         load = state.load.table()
         if load is not None:
             yield "load", load
-
-
-def _check_tail(state: _Reading, invalid: list[str], warn: Warn) -> None:
-    """Forgive one malformed row when it is the file's last line (JMeter killed mid-write)."""
-    if not invalid:
-        if not ends_with_newline(state.path) and warn:
-            warn(f"{state.path}: the last line has no line end; it may be truncated")
-        return
-    line = _line_of_text(state.path, invalid[0])
-    if len(invalid) == 1 and line is not None and line >= count_lines(state.path):
-        if warn:
-            warn(f"{state.path}:{line}: truncated last line skipped ({invalid[0][:60]!r})")
-        return
-    raise _malformed(state, invalid[0], line)
-
-
-def _malformed(state: _Reading, text: str, line: int | None = None) -> CollectorError:
-    line = line if line is not None else _line_of_text(state.path, text)
-    fields = len(text.split(state.delimiter))
-    return CollectorError(state.path, f"malformed row: expected the JTL's fields separated by {state.delimiter!r}, got {fields} field(s) in {text[:80]!r}", line=line)
-
-
-def _whole_line(data: bytes, start: int, size: int) -> bool:
-    before_ok = start == 0 or data[start - 1 : start] in (b"\n", b"\r")
-    return before_ok and data[start + size : start + size + 1] in (b"\n", b"\r", b"")
-
-
-def _line_of_text(path: Path, text: str) -> int | None:
-    """1-based line where the raw row `text` starts (error path only: scans the file)."""
-    needle = text.encode("utf-8")
-    if not needle:
-        return None
-    offset, newlines, tail = 0, 0, b""
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            data = tail + chunk
-            found = data.find(needle)
-            # The row must be a whole line: a short row can be the prefix of a valid one.
-            while found != -1 and not _whole_line(data, found, len(needle)):
-                found = data.find(needle, found + 1)
-            if found != -1:
-                return newlines + data[:found].count(b"\n") + 1
-            keep = min(len(data), len(needle))
-            newlines += data[: len(data) - keep].count(b"\n")
-            tail = data[len(data) - keep :]
-            offset += len(chunk)
-    return None
-
-
-def _line_of_row(state: _Reading, row: int) -> int | None:
-    """1-based line of data row `row` (0-based), counting quoted newlines (error path only)."""
-    import csv  # only to place an error message; the data itself is read by pyarrow
-
-    with open(state.path, newline="", encoding="utf-8", errors="replace") as fh:
-        reader = csv.reader(fh, delimiter=state.delimiter)
-        start = 1
-        for index, _ in enumerate(reader):
-            if index == row + state.skip:
-                return start
-            start = reader.line_num + 1
-    return None
-
-
-def _as_error(state: _Reading, exc: Exception) -> CollectorError:
-    text = str(exc)
-    if isinstance(exc, UnicodeDecodeError) or "invalid UTF8" in text:
-        return CollectorError(state.path, "not UTF-8 text: JMeter writes JTL files in UTF-8 (re-encode the file)", line=_first_non_utf8_line(state.path))
-    found = re.search(r"column #(\d+).*invalid value '([^']*)'", text)
-    if found:
-        index, value = int(found.group(1)), found.group(2)
-        line = _first_line_with(state, index, value)
-        return CollectorError(state.path, f"expected an integer in a numeric column, got {value!r}", line=line)
-    return CollectorError(state.path, f"malformed CSV: {text}")
-
-
-def _first_non_utf8_line(path: Path) -> int | None:
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return number
-    return None
-
-
-def _first_line_with(state: _Reading, column: int, value: str) -> int | None:
-    import csv  # error path only, see _line_of_row
-
-    with open(state.path, newline="", encoding="utf-8", errors="replace") as fh:
-        reader = csv.reader(fh, delimiter=state.delimiter)
-        start = 1
-        for index, fields in enumerate(reader):
-            if index >= state.skip and len(fields) > column and fields[column] == value:
-                return start
-            start = reader.line_num + 1
-    return None
 
 
 def read(path: Path, **options: object) -> dict[str, pa.Table]:
