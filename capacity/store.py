@@ -53,8 +53,10 @@ DUCKDB_MEMORY = "768MB"
 SPAN_COLUMNS = ("ts", "window_start", "window_end", "period_start")
 # DuckDB types of the canonical tables' Arrow types (for views over tables with no data).
 _SQL_TYPES = {"string": "VARCHAR", "double": "DOUBLE", "int64": "BIGINT", "bool": "BOOLEAN", "timestamp[ms, tz=UTC]": "TIMESTAMPTZ"}
-# Free text no query filters on by range: min/max statistics of it cost write time and say nothing.
-NO_STATISTICS = frozenset({"message", "error", "url", "thread", "labels", "data_type"})
+# Text no query filters on by range: min/max statistics of it cost write time and say nothing.
+# Free text, and the columns holding one or a few values in every row group (the status code,
+# the generator, the collector), whose statistics would never skip a row group.
+NO_STATISTICS = frozenset({"message", "error", "url", "thread", "labels", "data_type", "status", "generator", "source"})
 
 
 class StoreError(Exception):

@@ -253,7 +253,11 @@ def _per_distinct(column: pa.Array, fn: Callable[[pa.Array], pa.Array]) -> pa.Ar
     encoded = pc.dictionary_encode(column)
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
-    return pc.take(fn(encoded.dictionary), encoded.indices)
+    values = fn(encoded.dictionary)
+    if values.null_count == len(values):
+        # The usual case (no sub-results, no remote engines): no strings to copy for every row.
+        return pa.nulls(len(column), values.type)
+    return pc.take(values, encoded.indices)
 
 
 def _row_kinds(state: _Reading, cols: dict[str, pa.Array], n: int) -> pa.Array:
@@ -301,6 +305,8 @@ def _generators(state: _Reading, cols: dict[str, pa.Array], n: int) -> pa.Array:
         return pc.coalesce(cols["generator"], fallback)
     if "thread" in cols:
         engine = _per_distinct(cols["thread"], lambda values: pc.struct_field(pc.extract_regex(values, ENGINE_PREFIX), "engine"))
+        if engine.null_count == n:
+            return pa.repeat(fallback, n)
         return pc.coalesce(engine, fallback)
     return pa.array([state.fallback_generator] * n, pa.string())
 

@@ -105,7 +105,9 @@ def steps(runs: tuple[str, ...], store_dir: str | None, as_json: bool, percentil
         print_json({"run": run, "percentile_method": percentile_method, **notes, "steps": _steps_json(table)})
         return
     cols = ["users", "start", "end", "duration_s", "requests", "throughput_rps", "mean_ms", "p95_ms", "error_pct", "cpu_pct", "mem_used_bytes"]
-    rows = [[s[c] if c not in ("start", "end") else s[c].strftime("%H:%M:%S") for c in cols] for _, s in table.iterrows()]
+    # Column-wise, as in `_steps_json`: `iterrows` builds a Series per step.
+    columns = [[t.strftime("%H:%M:%S") for t in table[c]] if c in ("start", "end") else table[c].tolist() for c in cols]
+    rows = list(zip(*columns, strict=True))
     print_table(f"Steps of {run} (percentiles: {percentile_method})", cols, rows,
                 {"mem_used_bytes": lambda v: "-" if v is None or pd.isna(v) else f"{v / GIB:.2f} GiB"})
 
