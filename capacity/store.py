@@ -33,7 +33,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -41,6 +40,7 @@ import pyarrow.parquet as pq
 from capacity.schema import TABLES, SchemaError, conform
 
 if TYPE_CHECKING:  # pandas is loaded by DuckDB's `.df()` when a frame is asked for, not at start-up
+    import duckdb
     import pandas as pd
 
 DEFAULT_STORE = "data/store"
@@ -367,6 +367,8 @@ class Store:
         query over tens of millions of rows keeps the process under 1 GB; sorts and joins spill to
         disk, but exact percentiles hold a group's values in memory, so a very large run may need more.
         """
+        import duckdb  # here: an ingest of a file DuckDB does not parse needs no query engine
+
         runs = None if runs is None else list(runs)
         limit = memory_limit or os.environ.get("CAPACITY_DUCKDB_MEMORY") or DUCKDB_MEMORY
         con = duckdb.connect()

@@ -52,8 +52,6 @@ class _Group(click.Group):
         return getattr(importlib.import_module(module), attribute)
 
     def invoke(self, ctx: click.Context) -> object:
-        import duckdb
-
         from capacity.schema import SchemaError
         from capacity.store import StoreError
         from collectors.base import CollectorError
@@ -62,7 +60,12 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (CollectorError, StoreError, SchemaError) as exc:
             fail(str(exc), BAD_INPUT)
-        except duckdb.OutOfMemoryException as exc:
+        except Exception as exc:
+            # DuckDB is imported only by the commands that query (an ingest of XML needs none):
+            # if it was never loaded, this cannot be its error.
+            duckdb = sys.modules.get("duckdb")
+            if duckdb is None or not isinstance(exc, duckdb.OutOfMemoryException):
+                raise
             first = str(exc).splitlines()[0]
             fail(f"{first}: the query needs more memory than DuckDB may use; raise it with CAPACITY_DUCKDB_MEMORY (e.g. 2GB)", 1)
 
