@@ -50,7 +50,7 @@ NUMBERS: dict[str, tuple[str, pa.DataType]] = {
 }
 TEXTS = {"lb": "label", "rm": "message", "tn": "thread", "dt": "data_type", "hn": "generator"}
 NOT_VARIABLES = {"ts", "s", "rc", "rs", "de", "sc", "ec", *NUMBERS, *TEXTS}
-KINDS = pa.array(["sample", "transaction", "subresult"])
+KINDS = ("sample", "transaction", "subresult")  # row_kind by code; an Arrow array made at import would load pandas
 HTTP, SAMPLE, ROOT = 0, 1, 2  # element name codes fixed in `_Names`
 
 # One non-sample token: a tag, then the text up to the next `<` (RE2 syntax, no back references).
@@ -307,7 +307,7 @@ def _requests(attrs: SampleAttributes, starts: np.ndarray, kind: np.ndarray, nam
         at = level[nested] == d
         # A child of a transaction is one of its requests; any other nested sample is a sub-result.
         row_kind[nested[at]] = np.where(row_kind[parent[at]] != 1, 2, row_kind[nested[at]])
-    cols["row_kind"] = KINDS.take(pa.array(row_kind))
+    cols["row_kind"] = pa.array(KINDS, pa.string()).take(pa.array(row_kind))
     _text_children(cols, rows, kind, name, sdepth, entry, texts, names, owner)
     cols["source"] = pa.repeat(pa.scalar("jmeter_xml"), rows)
     return pa.table(cols)
