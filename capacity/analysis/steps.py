@@ -8,6 +8,7 @@ generators (`align.users_per_second`). Several runs at fixed user counts
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 import duckdb
@@ -53,7 +54,8 @@ def detect_steps(users: pd.Series, min_step_s: int = 10, rel_tol: float = 0.02, 
     """
     if users.empty:
         return []
-    values = users.to_numpy(float)
+    # Python floats: this loop visits every second of the run, and numpy scalars are slow one by one.
+    values: list[float] = users.to_numpy(float).tolist()
     index = users.index
     segments: list[tuple[int, int, float]] = []
     i = 0
@@ -64,20 +66,20 @@ def detect_steps(users: pd.Series, min_step_s: int = 10, rel_tol: float = 0.02, 
         while j + 1 < len(values) and abs(values[j + 1] - ref) <= tol:
             j += 1
         if j - i + 1 >= min_step_s and ref > 0:
-            level = float(np.median(values[i : j + 1]))
+            # The same value as numpy's median (the middle one, or the mean of the middle two).
+            level = float(statistics.median(values[i : j + 1]))
             if segments and abs(segments[-1][2] - level) <= tol and segments[-1][1] + min_step_s >= i:
                 segments[-1] = (segments[-1][0], j, segments[-1][2])
             else:
                 segments.append((i, j, level))
         i = j + 1
-    steps = []
-    for a, b, level in segments:
-        length = b - a + 1
-        cut = settle_s if settle_s is not None else min(10.0, 0.1 * length)
-        start = index[a] + pd.Timedelta(seconds=cut)
-        end = index[b] + pd.Timedelta(seconds=1)
-        if end > start:
-            steps.append(Step(start, end, level))
+    firsts = [a for a, _, _ in segments]
+    lasts = [b for _, b, _ in segments]
+    cuts = [settle_s if settle_s is not None else min(10.0, 0.1 * (b - a + 1)) for a, b, _ in segments]
+    # Whole arrays: thousands of steps, each a Timestamp plus a Timedelta, took longer than finding them.
+    starts = index[firsts] + pd.to_timedelta(cuts, unit="s")
+    ends = index[lasts] + pd.Timedelta(seconds=1)
+    steps = [Step(start, end, level) for start, end, (_, _, level) in zip(starts, ends, segments, strict=True) if end > start]
     if len(steps) >= 2 or len(values) < 2 * ramp_bins:
         return steps
     return _ramp_bins(users, ramp_bins) or steps
