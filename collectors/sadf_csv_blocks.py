@@ -6,7 +6,9 @@ ends; header lines are found with `bytes.find`, and each block's rows go to
 `pyarrow.csv.read_csv` with explicit column types (values straight to float64). Each
 distinct timestamp string is parsed once. The long rows are built per time range with
 numpy and `sysstat_columns.long_table`, so the rows of one range are one batch and the
-batches, concatenated, are the table of the whole file.
+batches, concatenated, are the table of the whole file. Since every activity lists the whole
+file before the next, the values and devices wait in a temporary file until their range is
+built (`spilled_columns`); in memory stay a few numbers per distinct time, none per row.
 
 Anything this reader does not expect raises `Unusual`, and `sadf_csv` reads the file line
 by line instead (which also names the file and line of a real error): a comment line,
@@ -29,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from collectors import sysstat_columns as sc
+from collectors.spilled_columns import Spill, SpilledColumn
 
 PREFIX = "# hostname;interval;timestamp;"
 CHUNK_BYTES = 16 << 20
@@ -75,12 +78,33 @@ class _Block:
     stamps: list[pa.Array] = field(default_factory=list)  # distinct timestamp strings per piece
     stamp_index: list[np.ndarray] = field(default_factory=list)
     devices: list[np.ndarray] = field(default_factory=list)  # global device codes per piece
-    values: list[list[np.ndarray]] = field(default_factory=list)  # per piece, per usable column
-    ts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    device: np.ndarray | None = None
-    columns: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (metric code, values)
+    values: list[list[tuple[int, int]]] = field(default_factory=list)  # per piece, per usable column: where spilled
+    rows: int = 0
+    device: SpilledColumn | None = None
+    columns: list[tuple[int, SpilledColumn]] = field(default_factory=list)  # (metric code, values)
     ordered: bool = True
     times: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # its distinct times
+    # Rows in time order: the first row of each distinct time (and the row count), which places a
+    # time range. Rows out of order: each row's time, spilled.
+    time_rows: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    ts: SpilledColumn | None = None
+
+    def range_rows(self, lo: int | None, hi: int | None) -> tuple[np.ndarray, slice | np.ndarray]:
+        """The times of the rows in [lo, hi), and which rows they are (a slice when in order)."""
+        if self.ordered:
+            first = 0 if lo is None else int(np.searchsorted(self.times, lo, "left"))
+            last = len(self.times) if hi is None else int(np.searchsorted(self.times, hi, "left"))
+            counts = np.diff(self.time_rows[first:last + 1])
+            return np.repeat(self.times[first:last], counts), slice(int(self.time_rows[first]), int(self.time_rows[last]))
+        assert self.ts is not None
+        ts = self.ts.rows(0, self.rows)
+        inside = np.ones(len(ts), bool)
+        if lo is not None:
+            inside &= ts >= lo
+        if hi is not None:
+            inside &= ts < hi
+        rows = np.flatnonzero(inside)
+        return ts[rows], rows
 
 
 @dataclass
@@ -93,6 +117,7 @@ class Parsed:
     hosts: set[str]
     cpus: set[str]
     unmapped: list[str]
+    spill: Spill  # the values of every block; `batches` closes it
 
 
 _LABEL = pa.dictionary(pa.int32(), pa.string())
@@ -139,6 +164,7 @@ class _Reader:
         self.block: _Block | None = None
         self.stamp_cache: tuple[pa.Array, np.ndarray, bool] | None = None
         self.local: set[bool] = set()
+        self.spill = Spill()
 
     def chunks(self) -> Iterator[tuple[bytes, int]]:
         """The file in pieces of whole lines: each piece is `data[:end]` (the last may lack its line end).
@@ -289,7 +315,7 @@ class _Reader:
         for j, col in enumerate(head.columns):
             if col in block.mapping:
                 factor = block.mapping[col][1]
-                values.append(table[names[offset + j]].to_numpy() * factor)
+                values.append(self.spill.put(table[names[offset + j]].to_numpy() * factor))
         block.values.append(values)
 
     def _finish_block(self) -> None:
@@ -304,12 +330,22 @@ class _Reader:
                 .unify_dictionaries()["t"])
         utc, local = self._stamps(distinct)
         self.local.add(local)
-        block.ts = utc[index]
+        ts = utc[index]
+        block.rows = len(ts)
         block.times = utc
-        block.ordered = bool(np.all(block.ts[1:] >= block.ts[:-1]))
-        block.device = np.concatenate(block.devices) if block.devices else None
+        # Rows in time order list their distinct times in time order too (first seen, first listed);
+        # both are checked, since `range_rows` relies on them.
+        block.ordered = bool(np.all(ts[1:] >= ts[:-1]) and np.all(utc[1:] >= utc[:-1]))
+        if block.ordered:
+            block.time_rows = np.concatenate(([0], np.cumsum(np.bincount(index, minlength=len(utc)))))
+        else:
+            block.ts = SpilledColumn(self.spill, [self.spill.put(ts)], ts.dtype)
+        if block.devices:
+            device = np.concatenate(block.devices)
+            block.device = SpilledColumn(self.spill, [self.spill.put(device)], device.dtype)
         for j, col in enumerate(c for c in block.head.columns if c in block.mapping):
-            block.columns.append((self.metric_code[block.mapping[col][0]], np.concatenate([v[j] for v in block.values])))
+            block.columns.append((self.metric_code[block.mapping[col][0]],
+                                  SpilledColumn(self.spill, [v[j] for v in block.values], np.dtype(np.float64))))
         block.stamps, block.stamp_index, block.devices, block.values = [], [], [], []
         self.blocks.append(block)
 
@@ -338,16 +374,20 @@ def parse(path: Path, tz: str) -> Parsed:
     Local timestamps (`sadf -T`/`-t`) are read in the `tz` zone; the blocks' times are UTC.
     """
     reader = _Reader(path, tz)
-    reader.read()
-    if len(reader.local) > 1:
-        raise Unusual("mixed UTC and local timestamps")
+    try:
+        reader.read()
+        if len(reader.local) > 1:
+            raise Unusual("mixed UTC and local timestamps")
+    except BaseException:
+        reader.spill.close()
+        raise
     devices = [""] * len(reader.device_code)
     for name, code in reader.device_code.items():
         devices[code] = name
     metrics = [""] * len(reader.metric_code)
     for name, code in reader.metric_code.items():
         metrics[code] = name
-    return Parsed(reader.blocks, metrics, devices, reader.hosts, reader.cpus, reader.unmapped)
+    return Parsed(reader.blocks, metrics, devices, reader.hosts, reader.cpus, reader.unmapped, reader.spill)
 
 
 def batches(parsed: Parsed, host: str, source: str, host_info: dict[str, object]) -> Iterator[pa.Table]:
@@ -355,42 +395,37 @@ def batches(parsed: Parsed, host: str, source: str, host_info: dict[str, object]
 
     All rows of one time are in one batch, so each batch's stable sort by time is the whole table's.
     """
-    total = sum(len(b.ts) * len(b.columns) for b in parsed.blocks)
+    total = sum(b.rows * len(b.columns) for b in parsed.blocks)
     distinct = {id(b.times): b.times for b in parsed.blocks}  # blocks share one array of the same times
     times = np.unique(np.concatenate(list(distinct.values()))) if distinct else np.zeros(0, np.int64)
     count = max(1, min(len(times), -(-total // BATCH_ROWS)))
     # Edges at times spread evenly: sadf rows are evenly spread over time.
     edges = [None, *(int(times[len(times) * k // count]) for k in range(1, count)), None]
-    for lo, hi in zip(edges, edges[1:], strict=False):
-        yield sc.long_table(_range(parsed, lo, hi), host, source, host_info)
+    try:
+        for lo, hi in zip(edges, edges[1:], strict=False):
+            yield sc.long_table(_range(parsed, lo, hi), host, source, host_info)
+    finally:
+        parsed.spill.close()
+
+
+def _pick(column: SpilledColumn, rows: slice | np.ndarray) -> np.ndarray:
+    return column.rows(rows.start, rows.stop) if isinstance(rows, slice) else column.take(rows)
 
 
 def _range(parsed: Parsed, lo: int | None, hi: int | None) -> sc.LongArrays:
     """The long rows of times in [lo, hi), in block, column, row order."""
     ts, device, metric, value = [], [], [], []
     for block in parsed.blocks:
-        if block.ordered:
-            start = 0 if lo is None else int(np.searchsorted(block.ts, lo, "left"))
-            stop = len(block.ts) if hi is None else int(np.searchsorted(block.ts, hi, "left"))
-            rows: slice | np.ndarray = slice(start, stop)
-            n = stop - start
-        else:
-            inside = np.ones(len(block.ts), bool)
-            if lo is not None:
-                inside &= block.ts >= lo
-            if hi is not None:
-                inside &= block.ts < hi
-            rows = np.flatnonzero(inside)
-            n = len(rows)
+        block_ts, rows = block.range_rows(lo, hi)
+        n = len(block_ts)
         if n == 0:
             continue
-        block_ts = block.ts[rows]
-        block_device = block.device[rows] if block.device is not None else np.full(n, -1, np.int32)
+        block_device = _pick(block.device, rows) if block.device is not None else np.full(n, -1, np.int32)
         for code, values in block.columns:
             ts.append(block_ts)
             device.append(block_device)
             metric.append(np.full(n, code, np.int32))
-            value.append(values[rows])
+            value.append(_pick(values, rows))
     if not ts:
         return sc.LongArrays(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0),
                              parsed.devices, parsed.metrics)
