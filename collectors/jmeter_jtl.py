@@ -1,15 +1,15 @@
 """JMeter CSV JTL files (any version, with or without a header) into `requests` and `load`.
 
-Read with pyarrow's streaming CSV reader: no per-row Python, memory bounded by
-the block size whatever the file size. Column order follows
-`CSVSaveService.printableFieldNamesToString` (see FORMATS.md 3.1). The `load`
-table (active threads, requests and errors per generator and second) is
-reduced from the samples as they stream past (`load_seconds`).
+The file's layout (delimiter, columns, timestamp format) comes from `jtl_layout`. Large files
+are parsed by DuckDB's parallel scanner (`jtl_fast`), the others (and anything DuckDB rejects)
+by pyarrow's streaming CSV reader: no per-row Python, memory bounded by the batch size whatever
+the file size. Both feed the same conversion into `requests`. The `load` table (active threads,
+requests and errors per generator and second) is reduced from the samples as they stream past
+(`load_seconds`); a bad line is located by `jtl_errors`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,17 +21,10 @@ import pyarrow.csv as pacsv
 
 from collectors import jtl_errors, jtl_fast
 from collectors.base import CollectorError, first_lines, tables_of
+from collectors.jtl_layout import read_options, sdf_to_strptime, split_data, split_header
 from collectors.load_seconds import LoadSeconds
 
 name = "jmeter_jtl"
-
-# Headerless files can only be read with the column list their JMeter wrote.
-COLUMNS_BY_VERSION: dict[str, list[str]] = {
-    "2.13": "timeStamp,elapsed,label,responseCode,responseMessage,threadName,dataType,success,bytes,grpThreads,allThreads,Latency".split(","),
-    "3.0": "timeStamp,elapsed,label,responseCode,responseMessage,threadName,dataType,success,failureMessage,bytes,grpThreads,allThreads,Latency,IdleTime".split(","),
-    "3.1": "timeStamp,elapsed,label,responseCode,responseMessage,threadName,dataType,success,failureMessage,bytes,sentBytes,grpThreads,allThreads,Latency,IdleTime,Connect".split(","),
-    "5.0": "timeStamp,elapsed,label,responseCode,responseMessage,threadName,dataType,success,failureMessage,bytes,sentBytes,grpThreads,allThreads,URL,Latency,IdleTime,Connect".split(","),
-}
 
 # JMeter column -> canonical column of `requests`.
 RENAMES = {
@@ -58,7 +51,6 @@ RENAMES = {
 # (they must not turn into `var_*` columns, which are sample variables).
 DROPPED = {"Encoding", "Filename", "SampleCount", "ErrorCount"}
 INT_COLUMNS = {"elapsed", "bytes", "sentBytes", "grpThreads", "allThreads", "Latency", "IdleTime", "Connect", "SampleCount", "ErrorCount"}
-DELIMITERS = (",", ";", "\t", "|")
 TX_PREFIX = "Number of samples in transaction"
 BLOCK_SIZE = 8 << 20
 ENGINES = ("auto", "fast", "plain")
@@ -80,71 +72,7 @@ ENGINE_PREFIX = (
     r"|[A-Za-z0-9_.\-]+:\d+)-.+ \d+-\d+$"
 )
 
-# SimpleDateFormat patterns JMeter falls back to when loading, plus ISO: (regex of a value, strptime format).
-DATE_FORMATS = {
-    "yyyy/MM/dd HH:mm:ss.SSS": (r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{3}", "%Y/%m/%d %H:%M:%S"),
-    "yyyy/MM/dd HH:mm:ss": (r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d", "%Y/%m/%d %H:%M:%S"),
-    "yyyy-MM-dd HH:mm:ss.SSS": (r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", "%Y-%m-%d %H:%M:%S"),
-    "yyyy-MM-dd HH:mm:ss": (r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "%Y-%m-%d %H:%M:%S"),
-    "yyyy-MM-dd'T'HH:mm:ss.SSS": (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}", "%Y-%m-%dT%H:%M:%S"),
-    "yyyy-MM-dd'T'HH:mm:ss": (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", "%Y-%m-%dT%H:%M:%S"),
-    "MM/dd/yy HH:mm:ss": (r"\d\d/\d\d/\d\d \d\d:\d\d:\d\d", "%m/%d/%y %H:%M:%S"),
-    "dd/MM/yyyy HH:mm:ss": (r"\d\d/\d\d/\d{4} \d\d:\d\d:\d\d", "%d/%m/%Y %H:%M:%S"),
-}
-_SDF_TOKENS = {"yyyy": "%Y", "yy": "%y", "MM": "%m", "dd": "%d", "HH": "%H", "mm": "%M", "ss": "%S"}
-
 Warn = Callable[[str], None] | None
-
-
-def _sdf_to_strptime(pattern: str) -> tuple[str, bool]:
-    """A SimpleDateFormat pattern as (strptime format without millis, has trailing `.SSS`)."""
-    has_ms = pattern.endswith(".SSS")
-    body = pattern[:-4] if has_ms else pattern
-    out, i = [], 0
-    while i < len(body):
-        if body[i] == "'":
-            end = body.index("'", i + 1)
-            out.append(body[i + 1 : end])
-            i = end + 1
-            continue
-        for token, code in _SDF_TOKENS.items():
-            if body.startswith(token, i):
-                out.append(code)
-                i += len(token)
-                break
-        else:
-            if body[i].isalpha():
-                raise ValueError(f"unsupported SimpleDateFormat letter {body[i]!r} in {pattern!r}")
-            out.append(body[i])
-            i += 1
-    return "".join(out), has_ms
-
-
-def _split_header(line: str) -> tuple[str, list[str]] | None:
-    for delim in DELIMITERS:
-        fields = [f.strip('"') for f in line.split(delim)]
-        if len(fields) >= 3 and fields[0] == "timeStamp" and fields[1] == "elapsed":
-            return delim, fields
-    return None
-
-
-def _timestamp_format(value: str) -> str | None:
-    """'ms' for epoch milliseconds, a DATE_FORMATS key, or None."""
-    if re.fullmatch(r"\d{10,14}", value):
-        return "ms"
-    for key, (pattern, _) in DATE_FORMATS.items():
-        if re.fullmatch(pattern, value):
-            return key
-    return None
-
-
-def _split_data(line: str, any_timestamp: bool = False) -> tuple[str, list[str]] | None:
-    """(delimiter, fields) of a headerless data row; `any_timestamp` when the user named the format."""
-    for delim in DELIMITERS:
-        fields = line.split(delim)
-        if len(fields) >= 8 and (any_timestamp or _timestamp_format(fields[0])) and fields[1].isdigit():
-            return delim, fields
-    return None
 
 
 def detect(path: Path) -> bool:
@@ -152,43 +80,7 @@ def detect(path: Path) -> bool:
     lines = first_lines(path, 2)
     if not lines:
         return False
-    return _split_header(lines[0]) is not None or _split_data(lines[0]) is not None
-
-
-def _version_columns(path: Path, version: str) -> list[str]:
-    """The default column list of a JMeter version (`2.13`, `3.2`, `5.6.3`, ...)."""
-    found = re.match(r"(\d+)\.(\d+)", str(version))
-    if not found:
-        raise CollectorError(path, f"unknown JMeter version {version!r}; expected e.g. 2.13, 3.0, 4.0, 5.6")
-    major, minor = int(found.group(1)), int(found.group(2))
-    if major < 3:
-        return COLUMNS_BY_VERSION["2.13"]
-    if major == 3 and minor == 0:
-        return COLUMNS_BY_VERSION["3.0"]
-    if major < 5:
-        return COLUMNS_BY_VERSION["3.1"]
-    return COLUMNS_BY_VERSION["5.0"]
-
-
-def _columns_for(path: Path, field_count: int, columns: list[str] | str | None, version: str | None) -> list[str]:
-    if isinstance(columns, str):
-        columns = [c.strip() for c in columns.split(",") if c.strip()]
-    if columns:
-        chosen = list(columns)
-    elif version:
-        chosen = _version_columns(path, version)
-    else:
-        # Only the two defaults that matter are guessed: 2.13 (headerless by default) by its
-        # field count, else 5.x; other layouts (e.g. 3.0 vs 2.13 with IdleTime,Connect: both 14) are ambiguous.
-        chosen = COLUMNS_BY_VERSION["2.13"] if field_count == len(COLUMNS_BY_VERSION["2.13"]) else COLUMNS_BY_VERSION["5.0"]
-    if len(chosen) != field_count:
-        raise CollectorError(
-            path,
-            f"headerless file has {field_count} fields per row but the column list has {len(chosen)}; "
-            "give the JMeter version (jmeter_version) or the column list (columns / --columns)",
-            line=1,
-        )
-    return chosen
+    return split_header(lines[0]) is not None or split_data(lines[0]) is not None
 
 
 def _zone(path: Path, tz: str) -> str:
@@ -228,7 +120,7 @@ class _Reading:
 def _timestamps(state: _Reading, column: pa.Array) -> pa.Array:
     if state.ts_format == "ms":
         return pc.cast(pc.cast(column, pa.int64()), pa.timestamp("ms", tz="UTC"))
-    fmt, has_ms = _sdf_to_strptime(state.ts_format)
+    fmt, has_ms = sdf_to_strptime(state.ts_format)
     text = pc.utf8_trim_whitespace(pc.cast(column, pa.string()))
     base = pc.utf8_slice_codeunits(text, 0, -4) if has_ms else text
     naive = pc.strptime(base, format=fmt, unit="ms", error_is_null=True)
@@ -348,42 +240,6 @@ def _to_requests(state: _Reading, batch: pa.RecordBatch) -> pa.Table:
     return table
 
 
-def _read_options(path: Path, columns: list[str] | str | None, jmeter_version: str | None, timestamp_format: str | None) -> tuple[str, list[str], int, str]:
-    """(delimiter, JMeter column names, header lines to skip, timestamp format) from the first lines."""
-    lines = first_lines(path, 2)
-    if not lines:
-        raise CollectorError(path, "empty file: expected a JMeter CSV JTL")
-    header = _split_header(lines[0])
-    if header:
-        delimiter, names = header
-        skip = 1
-        sample = lines[1] if len(lines) > 1 else None
-    else:
-        data = _split_data(lines[0], any_timestamp=bool(timestamp_format))
-        if data is None:
-            raise CollectorError(path, "not a JMeter CSV JTL: expected a `timeStamp,elapsed,...` header or rows starting with a timestamp and an elapsed time", line=1)
-        delimiter, fields = data
-        names = _columns_for(path, len(fields), columns, jmeter_version)
-        skip = 0
-        sample = lines[0]
-    if not {"timeStamp", "elapsed", "label", "success"} <= set(names):
-        raise CollectorError(path, "the JTL lacks one of the columns timeStamp, elapsed, label, success", line=1)
-    if timestamp_format:
-        try:
-            _sdf_to_strptime(timestamp_format)
-        except ValueError as exc:
-            raise CollectorError(path, str(exc)) from exc
-        return delimiter, names, skip, timestamp_format
-    ts_format = "ms"
-    if sample is not None:
-        ts_value = sample.split(delimiter)[names.index("timeStamp")].strip('"')
-        found = _timestamp_format(ts_value)
-        if found is None:
-            raise CollectorError(path, f"unrecognised timeStamp {ts_value!r}: expected epoch milliseconds or a JMeter date format (give timestamp_format)", line=skip + 1)
-        ts_format = found
-    return delimiter, names, skip, ts_format
-
-
 def read_batches(
     path: Path,
     tz: str = "UTC",
@@ -410,7 +266,7 @@ def read_batches(
     tz = _zone(path, tz)
     if engine not in ENGINES:
         raise CollectorError(path, f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
-    delimiter, names, skip, ts_format = _read_options(path, columns, jmeter_version, timestamp_format)
+    delimiter, names, skip, ts_format = read_options(path, columns, jmeter_version, timestamp_format)
     types = {n: pa.int64() for n in names if n in INT_COLUMNS}
     types["timeStamp"] = pa.int64() if ts_format == "ms" else pa.string()
     for n in names:

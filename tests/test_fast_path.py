@@ -17,7 +17,7 @@ from benchmarks.generate import jtl_csv
 from benchmarks.generate import tsung_log as tsung_log_generated
 from capacity.analysis.stats import label_stats
 from capacity.store import Store
-from collectors import jmeter_jtl, jtl_fast, tsung_log, tsung_log_fast
+from collectors import jmeter_jtl, jtl_fast, jtl_layout, tsung_log, tsung_log_fast
 from collectors.base import CollectorError
 
 DATA = Path(__file__).resolve().parent / "data" / "jmeter_jtl"
@@ -55,7 +55,7 @@ def raw_columns(path: Path) -> list[str]:
 
 def test_the_engine_really_reads_the_generated_files(steps_5x, subresults):
     for path in (steps_5x, subresults):
-        delimiter, names, skip, ts_format = jmeter_jtl._read_options(path, None, None, None)
+        delimiter, names, skip, ts_format = jtl_layout.read_options(path, None, None, None)
         types = {n: pa.int64() if n in jmeter_jtl.INT_COLUMNS or n == "timeStamp" else pa.string() for n in names}
         assert sum(b.num_rows for b in jtl_fast.scan(path, names, types, delimiter, skip == 1, 30_000)) == ROWS
 

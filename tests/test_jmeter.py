@@ -12,14 +12,14 @@ import pyarrow.compute as pc
 import pytest
 
 from capacity.schema import conform
-from collectors import jmeter_jtl, jmeter_summary, jmeter_xml
+from collectors import jmeter_jtl, jmeter_summary, jmeter_xml, jtl_layout
 from collectors.base import CollectorError
 
 DATA = Path(__file__).parent / "data"
 JTL = DATA / "jmeter_jtl"
 XML = DATA / "jmeter_xml"
 SUMMARY = DATA / "jmeter_summary"
-V213 = jmeter_jtl.COLUMNS_BY_VERSION["2.13"]
+V213 = jtl_layout.COLUMNS_BY_VERSION["2.13"]
 
 
 def jtl(file: str, **options) -> pd.DataFrame:
