@@ -26,8 +26,11 @@ class Spill:
     def put(self, values: np.ndarray) -> tuple[int, int]:
         """Append `values`; return where they are: (byte offset, count)."""
         values = np.ascontiguousarray(values)
-        self.file.seek(self.size)
-        values.tofile(self.file)
+        try:
+            self.file.seek(self.size)
+            values.tofile(self.file)
+        except OSError as exc:  # the temporary folder is full: say where, not just that a write failed
+            raise OSError(exc.errno, f"writing a temporary file in {tempfile.gettempdir()} (set TMPDIR): {exc.strerror}") from exc
         where = (self.size, len(values))
         self.size += values.nbytes
         return where
