@@ -90,10 +90,13 @@ def crossing(curve: Callable[[float], Estimate], target: float, n_max: float, na
         if f(n_max) < 0:
             return math.inf
         grid = np.geomspace(1e-6, n_max, 200)
-        vals = [f(g) for g in grid]
-        for a, b, fa, fb in zip(grid[:-1], grid[1:], vals[:-1], vals[1:], strict=True):
+        # The first bracket of the grid, evaluated up to it only: each value solves the model.
+        fa = f(grid[0])
+        for a, b in zip(grid[:-1], grid[1:], strict=True):
+            fb = f(b)
             if fa < 0 <= fb:
                 return float(optimize.brentq(f, a, b))
+            fa = fb
         return math.inf
 
     value = solve(lambda e: e.value)
