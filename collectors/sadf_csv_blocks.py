@@ -339,10 +339,9 @@ class _Reader:
         if block.ordered:
             block.time_rows = np.concatenate(([0], np.cumsum(np.bincount(index, minlength=len(utc)))))
         else:
-            block.ts = SpilledColumn(self.spill, [self.spill.put(ts)], ts.dtype)
+            block.ts = self.spill.column(ts)
         if block.devices:
-            device = np.concatenate(block.devices)
-            block.device = SpilledColumn(self.spill, [self.spill.put(device)], device.dtype)
+            block.device = self.spill.column(np.concatenate(block.devices))
         for j, col in enumerate(c for c in block.head.columns if c in block.mapping):
             block.columns.append((self.metric_code[block.mapping[col][0]],
                                   SpilledColumn(self.spill, [v[j] for v in block.values], np.dtype(np.float64))))

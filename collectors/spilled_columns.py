@@ -35,6 +35,10 @@ class Spill:
         self.size += values.nbytes
         return where
 
+    def column(self, values: np.ndarray) -> SpilledColumn:
+        """`values` appended as a whole column."""
+        return SpilledColumn(self, [self.put(values)], values.dtype)
+
     def read(self, offset: int, count: int, dtype: np.dtype) -> np.ndarray:
         """`count` values of `dtype` from byte `offset`."""
         self.file.seek(offset)
