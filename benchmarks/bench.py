@@ -128,7 +128,7 @@ def build(args: argparse.Namespace) -> tuple[list[Contender], dict[str, Path]]:
         Contender("polars_streaming", "polars scan_csv + streaming aggregate", rows, [bench_py, ctd, "polars_streaming", str(jtl)]),
         Contender("pandas_naive", "pandas read_csv + groupby().quantile()", rows, [py, ctd, "pandas_naive", str(jtl)]),
         Contender("pyarrow_read", "pyarrow read_csv of all columns (+ group_by)", rows, [py, ctd, "pyarrow_read", str(jtl)]),
-        Contender("taurus", f"Taurus (bzt) JTLReader + cumulative KPIs, {taurus_rows:,} rows", taurus_rows,
+        Contender("taurus", f"Taurus (bzt) JTLReader + ConsolidatingAggregator, {taurus_rows:,} rows", taurus_rows,
                   [bench_py, ctd, "taurus", str(taurus_jtl)], rounds=args.taurus_rounds),
         Contender("capacity_ingest", "capacity ingest (CSV JTL -> store)", rows,
                   [*cap, "ingest", str(jtl), "--run", "bench", "--store", str(stores["csv"])], before=fresh(stores["csv"])),

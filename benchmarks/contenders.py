@@ -110,19 +110,44 @@ def pyarrow_read(jtl: Path, _: Path | None) -> Result:
 
 
 def taurus(jtl: Path, _: Path | None) -> Result:
-    """Taurus (bzt) JTLReader, whose per-second KPI sets are merged into cumulative ones per label."""
+    """Taurus (bzt) as it reads any JTL: its JTLReader under its ConsolidatingAggregator.
+
+    Taurus never uses the reader alone: whether it ran JMeter itself or loads a finished file
+    (`external-results-loader`), the reader is an underling of the aggregator, which the engine
+    asks for new data once per check interval (`check`) and drains at the end (`post_process`);
+    the final statistics are the cumulative KPI sets of the last datapoint its listeners see.
+    This drives it the same way, without the engine's sleep between checks.
+    """
     import logging
 
-    from bzt.modules.aggregator import DataPoint, KPISet
+    from bzt.engine import Engine
+    from bzt.modules.aggregator import AggregatorListener, ConsolidatingAggregator, DataPoint, KPISet
     from bzt.modules.jmeter import JTLReader
+    from bzt.utils import BetterDict
 
-    reader = JTLReader(str(jtl), logging.getLogger("bench"))
-    reader.track_percentiles = [q * 100 for q in QUANTILES.values()]
-    last = None
-    for point in reader.datapoints(final_pass=True):
-        last = point
+    class Last(AggregatorListener):
+        point = None
+
+        def aggregated_second(self, data: Any) -> None:
+            self.point = data
+
+    log = logging.getLogger("bench")
+    aggregator = ConsolidatingAggregator()
+    aggregator.engine = Engine(log)
+    aggregator.settings = BetterDict.from_dict({"percentiles": [q * 100 for q in QUANTILES.values()]})
+    aggregator.prepare()
+    aggregator.add_underling(JTLReader(str(jtl), log))
+    last = Last()
+    aggregator.add_listener(last)
+    aggregator.startup()
+    # Each check reads for up to one check interval; the file is finished when a check brings nothing.
+    seen = object()
+    while last.point is not seen:
+        seen = last.point
+        aggregator.check()
+    aggregator.post_process()
     result: Result = {}
-    for label, kpi in (last[DataPoint.CUMULATIVE].items() if last else []):
+    for label, kpi in (last.point[DataPoint.CUMULATIVE].items() if last.point else []):
         if not label:
             continue
         perc = kpi[KPISet.PERCENTILES]

@@ -1,5 +1,5 @@
 """`python -m capacity` runs the command line."""
 
-from capacity.cli import main
+from capacity.cli import run
 
-main()
+run()

@@ -2,7 +2,8 @@
 
 pandas and scipy are a second of imports, DuckDB a tenth: `stats` needs neither pandas nor scipy,
 an ingest of a file DuckDB does not parse needs no DuckDB, and loading the collectors' registry
-loads no pandas. Every command runs numpy's OpenBLAS on one thread unless the user chose otherwise.
+loads no pandas. Every command runs numpy's OpenBLAS on one thread unless the user chose otherwise, and the
+`capacity` executable spares its objects from the garbage collector's passes at exit.
 """
 
 from __future__ import annotations
@@ -63,3 +64,35 @@ def test_the_registry_loads_no_pandas() -> None:
 def test_openblas_runs_on_one_thread_unless_the_user_chose(store: Path) -> None:
     assert probe("runs", "--store", str(store))["openblas"] == "1"
     assert probe("runs", "--store", str(store), env={"OPENBLAS_NUM_THREADS": "2"})["openblas"] == "2"
+
+
+# Reports, when the interpreter exits, how many objects the cyclic collector no longer traverses and how many it still does.
+FROZEN_AT_EXIT = """
+import atexit, gc, os, sys
+atexit.register(lambda: os.write(2, b"FROZEN %d %d\\n" % (gc.get_freeze_count(), len(gc.get_objects()))))
+{call}
+"""
+
+
+def frozen_at_exit(call: str, *args: str) -> tuple[int, int, str]:
+    done = subprocess.run([sys.executable, "-c", FROZEN_AT_EXIT.format(call=call), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    frozen, tracked = done.stderr.rsplit("FROZEN ", 1)[1].split()[:2]
+    return int(frozen), int(tracked), done.stdout
+
+
+def test_the_executable_spares_its_modules_from_the_collector_at_exit(store: Path) -> None:
+    # `python -m capacity` and the `capacity` script go through `run`: everything, including what the command
+    # imported and made after its module was loaded (DuckDB, the results), is frozen before exit.
+    frozen, tracked, out = frozen_at_exit("from capacity.cli import run; run()", "stats", "r1", "--store", str(store), "--json")
+    assert frozen > 10_000
+    assert tracked < 100
+    assert json.loads(out)["run"] == "r1"
+
+
+def test_a_caller_that_lives_on_keeps_its_collector(store: Path) -> None:
+    # a notebook or a test calling `main` keeps collecting everything: freezing would keep its garbage
+    frozen, tracked, _ = frozen_at_exit("from capacity.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass",
+                                        "stats", "r1", "--store", str(store))
+    assert frozen == 0
+    assert tracked > 10_000

@@ -22,6 +22,7 @@ import click  # noqa: E402
 
 from capacity import __version__
 from capacity.cli.common import BAD_INPUT, fail
+from capacity.cli.process import run_standalone, settle_imports
 
 # Command name -> "module:attribute", in the order `capacity --help` lists them.
 COMMANDS: dict[str, str] = {
@@ -49,7 +50,9 @@ class _Group(click.Group):
         if target is None:
             return None
         module, attribute = target.split(":")
-        return getattr(importlib.import_module(module), attribute)
+        command = getattr(importlib.import_module(module), attribute)
+        settle_imports()
+        return command
 
     def invoke(self, ctx: click.Context) -> object:
         from capacity.schema import SchemaError
@@ -76,5 +79,10 @@ def main() -> None:
     """Capacity analysis of load tests and server metrics for e-learning platforms."""
 
 
+def run() -> None:
+    """The `capacity` executable (and `python -m capacity`): `main` in a process of its own."""
+    run_standalone(main)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

@@ -14,6 +14,7 @@ import pandas as pd
 from capacity.analysis.slo import SLO, saturation_causes
 from capacity.analysis.steps import steps_for_run, steps_for_runs
 from capacity.cli.common import fail, fmt, json_option, print_json, print_table, store_option
+from capacity.cli.process import settle_imports
 from capacity.store import Store
 
 if TYPE_CHECKING:
@@ -135,6 +136,8 @@ def _fit(store: Store, runs: tuple[str, ...], percentile_method: str, clock_offs
          think_time_s: float | None, concurrency: str, cpu_count: float | None, memory_gib: float | None,
          fit_max_users: float | None = None) -> CapacityModel:
     from capacity.analysis.model import fit_capacity  # scipy: only the commands that fit pay for it
+
+    settle_imports()
 
     # One connection for every query: opening one reads the metadata of every stored file.
     con = store.connect(list(runs))
