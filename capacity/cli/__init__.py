@@ -20,7 +20,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import click  # noqa: E402
 
-from capacity import __version__
+import capacity
 from capacity.cli.common import BAD_INPUT, fail
 from capacity.cli.process import run_standalone, settle_imports
 
@@ -37,6 +37,12 @@ COMMANDS: dict[str, str] = {
     "report": "capacity.cli.report:report",
     "compare": "capacity.cli.report:compare",
 }
+
+
+def _print_version(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"capacity, version {capacity.__version__}")
+        ctx.exit()
 
 
 class _Group(click.Group):
@@ -74,7 +80,8 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="capacity")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version and exit.")
 def main() -> None:
     """Capacity analysis of load tests and server metrics for e-learning platforms."""
 
