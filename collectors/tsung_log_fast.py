@@ -4,8 +4,10 @@ Months of 10-second dumps are millions of lines. This reader takes the file a pi
 at a time (about 8 MB), splits its lines into tokens with Arrow, and reduces each piece at once to
 what the tables need: per dump its few counters, per sample row its count, mean and stddev, per
 os_mon row its value, and per label the running whole-run sums. The text, tokens and per-line
-arrays of a piece are dropped before the next is read, so memory follows the rows kept, not the
-file. Sums are accumulated in file order, so every float is the one `tsung_log.tables_from_blocks`
+arrays of a piece are dropped before the next is read, and the per-row figures wait in an unnamed
+temporary file (`spilled_columns`) until the tables are built a slice at a time: memory holds a
+few numbers per dump and per key, none per row (30 days of 10-second dumps, 6 M lines: 340 MB
+when the rows stayed in memory, which a year of dumps would have taken past 1 GB). Sums are accumulated in file order, so every float is the one `tsung_log.tables_from_blocks`
 computes. It only takes files it can read without doubt: any line that is not a plain ASCII
 `# stats: dump at`, `stats:` or `EndMonitor` line, a file without a final line end, or a value
 count other than 2 or 7 raises `Unsupported`, and `tsung_log` then reads the file line by line,
@@ -25,6 +27,7 @@ import pyarrow.compute as pc
 
 from capacity.schema import conform, empty
 from collectors import tsung_log as plain
+from collectors.spilled_columns import Spill, SpilledColumn
 
 DUMP_PREFIX = "# stats: dump at "
 STATS_PREFIX = "stats: "
@@ -37,6 +40,9 @@ BATCH_ROWS = 100_000
 PIECE_BYTES = 8 << 20
 # Non-ASCII bytes, and control bytes but tab, CR and LF: what is left up to space is whitespace
 # to Python's `str.split` and `\s` alike, so splitting on bytes <= 32 cuts where the line reader does.
+# The per-row columns, spilled as they are reduced; int32 keeps dump numbers and key codes small.
+SAMPLE_COLUMNS = {"block": np.int32, "code": np.int32, "count": np.float64, "mean": np.float64, "std": np.float64}
+HOST_COLUMNS = {"block": np.int32, "code": np.int32, "value": np.float64}
 REFUSED_BYTES = np.ones(256, dtype=bool)
 REFUSED_BYTES[32:128] = False
 REFUSED_BYTES[[9, 10, 13]] = False
@@ -107,7 +113,8 @@ def _parts(piece: memoryview, data: np.ndarray) -> tuple[pa.StringArray, np.ndar
 class _Run:
     """What the tables need of the dumps read so far, kept compact."""
 
-    def __init__(self) -> None:
+    def __init__(self, spill: Spill) -> None:
+        self.spill = spill
         self.key_id: dict[str, int] = {}
         self.names: list[str] = []
         self.osmon: list[tuple[str, str] | None] = []  # per key: (metric, node) of an os_mon key
@@ -116,9 +123,9 @@ class _Run:
         self.ended = False
         # Per dump.
         self.dumps: dict[str, list[np.ndarray]] = {k: [] for k in ("epoch", "users", "connected", "arrivals", "rcv", "sent", "errors", "requests")}
-        # Per windowed sample row, and per os_mon row with a count.
-        self.samples: dict[str, list[np.ndarray]] = {k: [] for k in ("block", "code", "count", "mean", "std")}
-        self.hosts: dict[str, list[np.ndarray]] = {k: [] for k in ("block", "code", "value")}
+        # Per windowed sample row, and per os_mon row with a count: where each piece's values were spilled.
+        self.samples: dict[str, list[tuple[int, int]]] = {k: [] for k in SAMPLE_COLUMNS}
+        self.hosts: dict[str, list[tuple[int, int]]] = {k: [] for k in HOST_COLUMNS}
         # Per key: whole-run sums in file order, the last max/min, and labels in order of first sample.
         self.pooled = np.zeros((6, 0))  # count, sum, sum of squares, errors, max, min
         self.labels: list[int] = []
@@ -235,10 +242,8 @@ class _Run:
                              ("arrivals", counter(named("users_count"), 0)), ("rcv", counter(named("size_rcv"), 0)),
                              ("sent", counter(named("size_sent"), 0)), ("errors", errors), ("requests", requests)):
             self.dumps[name].append(column)
-        # int32 keeps a month of rows small; widened where indices are computed.
-        for name, column in (("block", (self.blocks + s_block).astype(np.int32)), ("code", s_code.astype(np.int32)),
-                             ("count", cnt), ("mean", mean), ("std", std)):
-            self.samples[name].append(column)
+        for name, column in (("block", self.blocks + s_block), ("code", s_code), ("count", cnt), ("mean", mean), ("std", std)):
+            self.samples[name].append(self.spill.put(column.astype(SAMPLE_COLUMNS[name], copy=False)))
 
         # Whole-run sums per label, continued in file order from the pieces before.
         pooled = self.pooled
@@ -258,9 +263,12 @@ class _Run:
         # os_mon samples with a count, in file order.
         os_rows = np.flatnonzero(is_sample & is_osmon)
         os_rows = os_rows[value(os_rows, 0) > 0]
-        for name, column in (("block", (self.blocks + block[os_rows]).astype(np.int32)), ("code", code[os_rows].astype(np.int32)),
-                             ("value", value(os_rows, 1))):
-            self.hosts[name].append(column)
+        for name, column in (("block", self.blocks + block[os_rows]), ("code", code[os_rows]), ("value", value(os_rows, 1))):
+            self.hosts[name].append(self.spill.put(column.astype(HOST_COLUMNS[name], copy=False)))
+
+    def spilled(self, columns: dict[str, list[tuple[int, int]]], dtypes: dict[str, type]) -> dict[str, SpilledColumn]:
+        """`samples` or `hosts` as whole columns, read back from the spill a row range at a time."""
+        return {k: SpilledColumn(self.spill, pieces, np.dtype(dtypes[k])) for k, pieces in columns.items()}
 
 
 def _last_of_runs(groups: np.ndarray) -> np.ndarray:
@@ -270,26 +278,11 @@ def _last_of_runs(groups: np.ndarray) -> np.ndarray:
     return np.flatnonzero(last)
 
 
-def _row_slices(columns: dict[str, list[np.ndarray]], rows: int) -> Iterator[dict[str, np.ndarray]]:
-    """The rows of per-piece column arrays in slices of at most `rows`, each piece's arrays dropped once used.
-
-    Joining the pieces a slice at a time keeps no copy of a whole column.
-    """
-    names = list(columns)
-    pending: dict[str, list[np.ndarray]] = {k: [] for k in names}
-    have = 0
-    while True:
-        while have < rows and columns[names[0]]:
-            for k in names:
-                pending[k].append(columns[k].pop(0))
-            have += len(pending[names[0]][-1])
-        if not have:
-            return
-        joined = {k: np.concatenate(pending[k]) for k in names}
-        size = min(rows, have)
-        yield {k: v[:size] for k, v in joined.items()}
-        pending = {k: [v[size:]] for k, v in joined.items()}
-        have -= size
+def _row_slices(columns: dict[str, SpilledColumn], rows: int) -> Iterator[dict[str, np.ndarray]]:
+    """The rows of spilled columns in slices of at most `rows`."""
+    total = len(next(iter(columns.values())))
+    for start in range(0, total, rows):
+        yield {k: c.rows(start, min(start + rows, total)) for k, c in columns.items()}
 
 
 def _column(values: object, mask: np.ndarray | None = None) -> pa.Array:
@@ -312,23 +305,35 @@ def _conformed(kind: str, columns: dict[str, pa.Array], time_columns: tuple[str,
 
 
 def _read(path: Path, warn: Callable[[str], None] | None) -> _Run:
-    run = _Run()
+    """The whole file reduced; the caller closes the run's spill (`_slices` does)."""
+    run = _Run(Spill())
     pieces = _pieces(path)
     try:
         for piece in pieces:
             run.add(piece)
+        if run.blocks == 0:
+            raise Unsupported("no dump line")
+    except BaseException:
+        run.spill.close()
+        raise
     finally:
         pieces.close()
-    if run.blocks == 0:
-        raise Unsupported("no dump line")
     if not run.ended and warn:
         warn(f"{path}: no EndMonitor line; the run was interrupted or the file is incomplete")
     return run
 
 
 def _slices(run: _Run, rows: int) -> Iterator[tuple[str, pa.Table]]:
-    """The canonical tables of a read run, in slices of at most `rows` rows."""
+    """The canonical tables of a read run, in slices of at most `rows` rows; closes the run's spill."""
+    try:
+        yield from _tables(run, rows)
+    finally:
+        run.spill.close()
+
+
+def _tables(run: _Run, rows: int) -> Iterator[tuple[str, pa.Table]]:
     dumps = {k: np.concatenate(v) for k, v in run.dumps.items()}
+    run.dumps.clear()  # the pieces' arrays, joined now
     epochs = dumps["epoch"]
     n_blocks = len(epochs)
     # The last dump comes when the run stops, so its gap says nothing of the interval.
@@ -341,7 +346,7 @@ def _slices(run: _Run, rows: int) -> Iterator[tuple[str, pa.Table]]:
     kinds = pa.array([plain._row_kind(k) for k in run.names], pa.string())
 
     request = run.key_id.get("request", -1)
-    for sample in _row_slices(run.samples, rows):
+    for sample in _row_slices(run.spilled(run.samples, SAMPLE_COLUMNS), rows):
         s_block = sample["block"].astype(np.int64)
         s_code = sample["code"]
         cnt, mean, std = sample["count"], sample["mean"], sample["std"]
@@ -390,23 +395,23 @@ def _slices(run: _Run, rows: int) -> Iterator[tuple[str, pa.Table]]:
     connected = dumps["connected"]
     carried = np.maximum.accumulate(np.where(~np.isnan(connected), np.arange(n_blocks), -1))
     connected = np.where(carried >= 0, connected[np.maximum(carried, 0)], np.nan)
-    load = _conformed("load", {
-        "ts": _column(ends * 1000),
-        "active_users": _column(dumps["users"]),
-        "connected": _column(connected),
-        "arrivals_per_s": _column(dumps["arrivals"] / spans),
-        "rps": _column(dumps["requests"] / spans),
-        "errors_per_s": _column(dumps["errors"] / spans),
-    }, ("ts",))
-    for at in range(0, load.num_rows, rows):
-        yield "load", load.slice(at, rows)
+    for at in range(0, n_blocks, rows):
+        part, span = slice(at, at + rows), spans[at:at + rows]
+        yield "load", _conformed("load", {
+            "ts": _column(ends[part] * 1000),
+            "active_users": _column(dumps["users"][part]),
+            "connected": _column(connected[part]),
+            "arrivals_per_s": _column(dumps["arrivals"][part] / span),
+            "rps": _column(dumps["requests"][part] / span),
+            "errors_per_s": _column(dumps["errors"][part] / span),
+        }, ("ts",))
 
     mapped = [plain.OSMON_METRICS.get(o[0], (f"tsung.{o[0]}", None, 1.0)) if o else ("", None, 1.0) for o in run.osmon]
     host_of = pa.array([plain._host(o[1]) if o else None for o in run.osmon], pa.string())
     metric = pa.array([m[0] for m in mapped], pa.string())
     device = pa.array([m[1] for m in mapped], pa.string())
     factor = np.array([m[2] for m in mapped], dtype=np.float64)
-    for host in _row_slices(run.hosts, rows):
+    for host in _row_slices(run.spilled(run.hosts, HOST_COLUMNS), rows):
         take = pa.array(host["code"])
         yield "host_metrics", _conformed("host_metrics", {
             "ts": _column(ends[host["block"]] * 1000),

@@ -118,8 +118,8 @@ def test_files_without_a_first_dump_or_a_final_line_end_are_refused(text, tmp_pa
 
 
 def test_reading_keeps_what_the_rows_need_not_the_text(half_day, monkeypatch):
-    """Once read, the run holds a few numbers per row (numpy, which tracemalloc sees) and no Arrow
-    memory; while reading, at most a few pieces more."""
+    """Once read, the run holds a few numbers per dump (numpy, which tracemalloc sees), none per row
+    (they are spilled to a temporary file) and no Arrow memory; while reading, at most a few pieces more."""
     piece = 256 << 10
     monkeypatch.setattr(tsung_log_fast, "PIECE_BYTES", piece)
     tsung_log_fast.read_tables(OSMON, None)  # lazy imports and caches out of the count
@@ -130,8 +130,15 @@ def test_reading_keeps_what_the_rows_need_not_the_text(half_day, monkeypatch):
         kept, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    rows = sum(len(a) for a in run.samples["block"])
-    assert rows == 7 * run.blocks  # the seed's 7 samples in every dump
-    assert kept < 64 * rows < half_day.stat().st_size / 2  # the file itself is 180 bytes a row
-    assert peak < kept + 12 * piece
-    assert pa.total_allocated_bytes() - arrow_before < 1_000_000
+    try:
+        rows = sum(n for _, n in run.samples["block"])
+        assert rows == 7 * run.blocks  # the seed's 7 samples in every dump
+        host_rows = sum(n for _, n in run.hosts["block"])
+        # per sample row block and key code (4 bytes each), count, mean, stddev (8 each); per os_mon row block, code, value
+        assert run.spill.size == 32 * rows + 16 * host_rows
+        assert kept < 100 * run.blocks  # 8 numbers per dump
+        assert kept < 12 * rows  # where the rows' own 32 bytes were kept before
+        assert peak < kept + 12 * piece
+        assert pa.total_allocated_bytes() - arrow_before < 1_000_000
+    finally:
+        run.spill.close()
