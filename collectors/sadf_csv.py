@@ -29,6 +29,7 @@ import pyarrow as pa
 from collectors import jtl_fast
 from collectors import sadf_csv_blocks as blocks
 from collectors import sysstat_columns as sc
+from collectors import sysstat_long as sl
 from collectors.base import CollectorError, check_zone, first_lines, read_text
 
 name = "sadf_csv"
@@ -53,11 +54,11 @@ class _Block:
         self.lines: list[int] = []
 
 
-def _flush(path: Path, block: _Block | None, rows: sc.LongRows, local: list[bool], cpus: set[str]) -> None:
+def _flush(path: Path, block: _Block | None, rows: sl.LongRows, local: list[bool], cpus: set[str]) -> None:
     if block is None or block.section is None or not block.stamps:
         return
-    values = sc.parse_numbers(path, block.values, block.lines, CollectorError)
-    ts, is_local = sc.sadf_times(path, block.stamps, block.lines[0], CollectorError)
+    values = sl.parse_numbers(path, block.values, block.lines, CollectorError)
+    ts, is_local = sl.sadf_times(path, block.stamps, block.lines[0], CollectorError)
     local.append(is_local)
     devices: list[str | None] | None = None
     if block.device is not None:
@@ -74,7 +75,7 @@ def read_lines(path: Path, tz: str = "UTC", host: str | None = None, warn: Calla
     path = Path(path)
     check_zone(path, tz)
     text = read_text(path, "sadf -d output")
-    rows = sc.LongRows()
+    rows = sl.LongRows()
     local: list[bool] = []
     cpus: set[str] = set()
     hosts: set[str] = set()
@@ -115,7 +116,7 @@ def read_lines(path: Path, tz: str = "UTC", host: str | None = None, warn: Calla
     host_name = _host(path, hosts, host)
     _warn_unmapped(path, unmapped, warn)
     info = {"host": host_name, "cpu_count": len(cpus) or None}
-    table = sc.build_table(rows, host_name, name, tz if local and local[0] else None, info)
+    table = sl.build_table(rows, host_name, name, tz if local and local[0] else None, info)
     return {"host_metrics": table}
 
 

@@ -5,7 +5,7 @@ then rows that all have the header's field count. The file is read in chunks cut
 ends; header lines are found with `bytes.find`, and each block's rows go to
 `pyarrow.csv.read_csv` with explicit column types (values straight to float64). Each
 distinct timestamp string is parsed once. The long rows are built per time range with
-numpy and `sysstat_columns.long_table`, so the rows of one range are one batch and the
+numpy and `sysstat_long.long_table`, so the rows of one range are one batch and the
 batches, concatenated, are the table of the whole file. Since every activity lists the whole
 file before the next, the values and devices wait in a temporary file until their range is
 built (`spilled_columns`); in memory stay a few numbers per distinct time, none per row.
@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from collectors import sysstat_columns as sc
+from collectors import sysstat_long as sl
 from collectors.spilled_columns import Spill, SpilledColumn
 
 PREFIX = "# hostname;interval;timestamp;"
@@ -361,8 +362,8 @@ class _Reader:
         def unusual(_path: object, reason: str, _line: int | None) -> Exception:
             return Unusual(reason)
 
-        wall, local = sc.sadf_times(self.path, distinct.to_pylist(), None, unusual)
-        utc = sc.utc_ms(wall, self.tz) if local else wall
+        wall, local = sl.sadf_times(self.path, distinct.to_pylist(), None, unusual)
+        utc = sl.utc_ms(wall, self.tz) if local else wall
         self.stamp_cache = (distinct, utc, local)
         return utc, local
 
@@ -402,7 +403,7 @@ def batches(parsed: Parsed, host: str, source: str, host_info: dict[str, object]
     edges = [None, *(int(times[len(times) * k // count]) for k in range(1, count)), None]
     try:
         for lo, hi in zip(edges, edges[1:], strict=False):
-            yield sc.long_table(_range(parsed, lo, hi), host, source, host_info)
+            yield sl.long_table(_range(parsed, lo, hi), host, source, host_info)
     finally:
         parsed.spill.close()
 
@@ -411,7 +412,7 @@ def _pick(column: SpilledColumn, rows: slice | np.ndarray) -> np.ndarray:
     return column.rows(rows.start, rows.stop) if isinstance(rows, slice) else column.take(rows)
 
 
-def _range(parsed: Parsed, lo: int | None, hi: int | None) -> sc.LongArrays:
+def _range(parsed: Parsed, lo: int | None, hi: int | None) -> sl.LongArrays:
     """The long rows of times in [lo, hi), in block, column, row order."""
     ts, device, metric, value = [], [], [], []
     for block in parsed.blocks:
@@ -426,7 +427,7 @@ def _range(parsed: Parsed, lo: int | None, hi: int | None) -> sc.LongArrays:
             metric.append(np.full(n, code, np.int32))
             value.append(_pick(values, rows))
     if not ts:
-        return sc.LongArrays(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0),
+        return sl.LongArrays(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0),
                              parsed.devices, parsed.metrics)
-    return sc.LongArrays(np.concatenate(ts), np.concatenate(device), np.concatenate(metric), np.concatenate(value),
+    return sl.LongArrays(np.concatenate(ts), np.concatenate(device), np.concatenate(metric), np.concatenate(value),
                          parsed.devices, parsed.metrics)

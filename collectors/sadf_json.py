@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from collectors import sysstat_columns as sc
+from collectors import sysstat_long as sl
 from collectors.base import CollectorError, check_zone, head_text, read_text
 
 name = "sadf_json"
@@ -38,7 +39,7 @@ def timestamp_ms(path: Path, stamp: dict[str, object], where: str) -> tuple[int,
     return int(clock.replace(tzinfo=dt.UTC).timestamp() * 1000), local
 
 
-def _walk(element: str, obj: object, ts: int, rows: sc.StructuredRows) -> None:
+def _walk(element: str, obj: object, ts: int, rows: sl.StructuredRows) -> None:
     if isinstance(obj, list):
         for item in obj:
             _walk(element, item, ts, rows)
@@ -73,7 +74,7 @@ def document_table(path: Path, doc: object, tz: str, host: str | None,
     if len(hosts) != 1:
         raise CollectorError(path, f"expected one host in sysstat.hosts, found {len(hosts)}: split the file per host")
     doc_host = hosts[0]
-    rows = sc.StructuredRows()
+    rows = sl.StructuredRows()
     local = False
     for i, stats in enumerate(doc_host.get("statistics", [])):
         if stats == {}:  # sadf -j -e ends the list with an empty object
@@ -89,4 +90,4 @@ def document_table(path: Path, doc: object, tz: str, host: str | None,
         warn(f"{path}: sadf -j fields not mapped to metrics, skipped: {', '.join(sorted(rows.unmapped))}")
     host_name = host or str(doc_host.get("nodename") or path.stem)
     info = {"host": host_name, "cpu_count": doc_host.get("number-of-cpus") or len(rows.cpus) or None}
-    return sc.build_table(rows, host_name, source, tz if local else None, info)
+    return sl.build_table(rows, host_name, source, tz if local else None, info)

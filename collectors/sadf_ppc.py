@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from collectors import sysstat_columns as sc
+from collectors import sysstat_long as sl
 from collectors.base import CollectorError, check_zone, first_lines
 
 name = "sadf_ppc"
@@ -87,11 +88,11 @@ def read(path: Path, tz: str = "UTC", host: str | None = None, warn: Callable[[s
     except pa.ArrowInvalid as exc:
         raise CollectorError(path, f"expected numeric values in the sixth field: {exc}") from exc
     stamps = table["timestamp"].to_pylist()
-    ts, is_local = sc.sadf_times(path, stamps, None, CollectorError)
+    ts, is_local = sl.sadf_times(path, stamps, None, CollectorError)
     cpu_like = {m for s in sc.SECTIONS if s.device == "CPU" for m, _ in s.columns.values()}
     dev_out = [None if d == "-" else (sc.cpu_device(d) if m in cpu_like or m.startswith("_") else d)
                for d, m in zip(table["device"].to_pylist(), kept_metrics, strict=True)]
-    rows = sc.LongRows()
+    rows = sl.LongRows()
     rows.ts.append(ts)
     rows.device.append(dev_out)
     rows.metric.append(kept_metrics)
@@ -104,4 +105,4 @@ def read(path: Path, tz: str = "UTC", host: str | None = None, warn: Callable[[s
     host_name = host or (hosts.pop() if hosts else path.stem)
     cpus = {d for d, m in zip(dev_out, kept_metrics, strict=True) if d and d.isdigit() and m == "cpu.idle_pct"}
     info = {"host": host_name, "cpu_count": len(cpus) or None}
-    return {"host_metrics": sc.build_table(rows, host_name, name, tz if is_local else None, info)}
+    return {"host_metrics": sl.build_table(rows, host_name, name, tz if is_local else None, info)}

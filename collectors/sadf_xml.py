@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from collectors import sysstat_columns as sc
+from collectors import sysstat_long as sl
 from collectors.base import CollectorError, check_zone, head_text
 from collectors.sadf_json import timestamp_ms
 
@@ -37,7 +38,7 @@ def read(path: Path, tz: str = "UTC", host: str | None = None, warn: Callable[[s
     """Read `sadf -x` output into `host_metrics`."""
     path = Path(path)
     check_zone(path, tz)
-    rows = sc.StructuredRows()
+    rows = sl.StructuredRows()
     info: dict[str, object] = {"host": None, "cpu_count": None}
     stack: list[str] = []
     ts: int | None = None
@@ -87,4 +88,4 @@ def read(path: Path, tz: str = "UTC", host: str | None = None, warn: Callable[[s
         warn(f"{path}: sadf -x fields not mapped to metrics, skipped: {', '.join(sorted(rows.unmapped))}")
     host_name = host or str(info["host"])
     info = {"host": host_name, "cpu_count": info["cpu_count"] or len(rows.cpus) or None}
-    return {"host_metrics": sc.build_table(rows, host_name, name, tz if local else None, info)}
+    return {"host_metrics": sl.build_table(rows, host_name, name, tz if local else None, info)}

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from collectors import sysstat_columns as sc
+from collectors import sysstat_long as sl
 from collectors.base import CollectorError, check_zone, first_lines, given_date, head_text, read_text
 
 name = "sar_text"
@@ -102,10 +103,10 @@ class _Block:
         self.values.append(values)
         self.lines.append(line)
 
-    def flush(self, path: Path, rows: sc.LongRows) -> None:
+    def flush(self, path: Path, rows: sl.LongRows) -> None:
         if not self.ts:
             return
-        values = sc.parse_numbers(path, self.values, self.lines, CollectorError)
+        values = sl.parse_numbers(path, self.values, self.lines, CollectorError)
         devices = self.devices if self.device_at is not None else None
         rows.add_block(np.array(self.ts, dtype=np.int64), devices, self.mapping, self.columns, values)
         self.ts, self.devices, self.values, self.lines = [], [], [], []
@@ -118,7 +119,7 @@ def read(path: Path, tz: str = "UTC", date: object = None, warn: Callable[[str],
     tz = _zone(path, tz)
     text = read_text(path, "sar text output")
     day_first = bool(re.search(r"\s\d+,\d\d(\s|$)", head_text(path)))
-    rows = sc.LongRows()
+    rows = sl.LongRows()
     info: dict[str, object] = {"host": host, "cpu_count": None}
     base: dt.date | None = None
     day = 0
@@ -189,7 +190,7 @@ def read(path: Path, tz: str = "UTC", date: object = None, warn: Callable[[str],
     if warn and unmapped - {"<skip>"}:
         warn(f"{path}: sar sections not mapped to metrics, skipped: {', '.join(sorted(unmapped - {'<skip>'}))}")
     host_name = str(info["host"] or path.stem)
-    table = sc.build_table(rows, host_name, name, tz, {"host": host_name, "cpu_count": info["cpu_count"]})
+    table = sl.build_table(rows, host_name, name, tz, {"host": host_name, "cpu_count": info["cpu_count"]})
     return {"host_metrics": table}
 
 
